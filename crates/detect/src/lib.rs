@@ -1,0 +1,1 @@
+//! gatehouse-detect: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! gatehouse-evidence: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! gatehouse-pack: see ARCHITECTURE.md.

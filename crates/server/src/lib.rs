@@ -1,0 +1,1 @@
+//! gatehouse-server: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! gatehouse-store: see ARCHITECTURE.md.
