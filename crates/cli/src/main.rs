@@ -1,5 +1,37 @@
-//! The `gatehouse` binary: parses the command line and wires adapters together.
+//! The `gatehouse` binary: parses the command line, picks adapters (store, clock, HTTP client)
+//! and hands control to a command. Each command lives in its own module under `commands/`.
 
-fn main() {
-    println!("gatehouse {}", env!("CARGO_PKG_VERSION"));
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A self-hosted security release gate and security-operations control plane.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print version information.
+    Version(commands::version::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Version(args) => commands::version::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            // The binary edge: print the whole context chain, never a panic.
+            eprintln!("error: {err:#}");
+            commands::EXIT_ERROR
+        }
+    }
 }
