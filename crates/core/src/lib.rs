@@ -1,1 +1,13 @@
-//! gatehouse-core: see ARCHITECTURE.md.
+//! gatehouse-core: the domain of gatehouse and the ports its adapters implement.
+//!
+//! This crate is pure: it performs no I/O and never reads the wall clock. Time enters as a
+//! [`clock::Clock`] or a `jiff::Timestamp` argument so that every decision (token expiry, release
+//! timestamps, later gate verdicts) is reproducible in tests. Persistence is reached only through
+//! the [`store::Store`] port, implemented by `gatehouse-store` for SQLite and PostgreSQL.
+
+pub mod audit;
+pub mod clock;
+pub mod identity;
+pub mod random;
+pub mod release;
+pub mod store;
