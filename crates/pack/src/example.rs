@@ -1,0 +1,16 @@
+//! The example pack that `gatehouse init` writes: a complete pack modelled on the source
+//! documents (release-gate standard, operational layer, handoff requirements). A test keeps it
+//! lint-clean, so it doubles as the reference for every kind.
+
+/// The example pack's files as (path relative to the pack folder, content).
+pub fn files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("identity.yaml", include_str!("../example/identity.yaml")),
+        (
+            "release-classes.yaml",
+            include_str!("../example/release-classes.yaml"),
+        ),
+        ("controls.yaml", include_str!("../example/controls.yaml")),
+        ("on-call.yaml", include_str!("../example/on-call.yaml")),
+    ]
+}

@@ -1,0 +1,739 @@
+//! Reading a pack folder into typed documents, turning every problem into a diagnostic.
+//!
+//! The loader is the only part of the crate that touches the file system. It is defensive
+//! because pack folders are user input: files are size-capped before they are read, symlink
+//! loops are detected, unreadable and non-UTF-8 files are reported and skipped, and YAML is
+//! parsed with a budget (nesting depth, alias expansion, node count) so an alias bomb or a
+//! 10,000-deep document yields a finding instead of exhausting memory or the stack.
+//!
+//! Each `---` document is parsed on its own: a broken document is reported and skipped while
+//! the others in the same file still load. The document's `kind` and `id` are read first, then
+//! the document is deserialized into its concrete struct (serde's internally tagged enums would
+//! lose source positions).
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::diagnostic::{Diagnostic, Location, Sources};
+use crate::located::{LineOffsetGuard, Located};
+use crate::model::{
+    Alert, Control, Document, EscalationPolicy, HealthCheck, Improvement, Kind, Kpi, Maintenance,
+    Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule, SupportTier, Team,
+};
+use crate::pack::{Entry, Pack};
+
+/// Largest pack file read. Larger files are refused unread: a policy pack is hand-written
+/// text, and the cap bounds memory whatever is dropped into the folder.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Deepest directory nesting followed below the pack root.
+pub const MAX_DIR_DEPTH: usize = 32;
+/// Most YAML files read from one pack.
+pub const MAX_FILES: usize = 20_000;
+/// Deepest YAML nesting (mappings and sequences) accepted in a document.
+pub const MAX_YAML_DEPTH: usize = 64;
+/// Most YAML events replayed through aliases in one document (alias-bomb guard).
+pub const MAX_ALIAS_REPLAY_EVENTS: usize = 100_000;
+
+/// Why loading could not even start. Everything else is a [`Diagnostic`].
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("pack folder {} does not exist", .0.display())]
+    NotFound(PathBuf),
+    #[error("{} is not a folder (a pack is a folder of YAML files)", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("cannot read pack folder {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A loaded pack with everything found wrong with it.
+#[derive(Debug, Clone)]
+pub struct LoadedPack {
+    /// The documents that parsed, minus duplicates.
+    pub pack: Pack,
+    /// Loader and lint findings, sorted by file, line and column.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Text of every file read, for rendering snippets.
+    pub sources: Sources,
+}
+
+impl LoadedPack {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == crate::Severity::Error)
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::Severity::Error)
+            .count()
+    }
+
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+}
+
+/// Loads every `*.yaml` / `*.yml` file under `dir` (recursively, in sorted path order) and
+/// lints the result. Loader findings and lint findings come back together in
+/// [`LoadedPack::diagnostics`]; a pack is usable when [`LoadedPack::has_errors`] is false.
+pub fn load(dir: &Path) -> Result<LoadedPack, PackError> {
+    let mut loaded = load_unlinted(dir)?;
+    let lint = crate::lint::lint(&loaded.pack);
+    loaded.diagnostics.extend(lint);
+    sort_diagnostics(&mut loaded.diagnostics);
+    Ok(loaded)
+}
+
+/// Parses a pack from in-memory files (relative path, content) without touching the disk.
+/// Used for the example pack and tests; runs the same parsing and lint as [`load`].
+pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> LoadedPack {
+    let mut files: Vec<(PathBuf, &str)> = files
+        .into_iter()
+        .map(|(p, t)| (PathBuf::from(p), t))
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut builder = Builder::default();
+    for (path, text) in files {
+        builder.add_text(&path, path.as_os_str().as_encoded_bytes(), text);
+    }
+    let mut loaded = builder.finish();
+    let lint = crate::lint::lint(&loaded.pack);
+    loaded.diagnostics.extend(lint);
+    sort_diagnostics(&mut loaded.diagnostics);
+    loaded
+}
+
+/// Loads without running the lint rules: syntax, types, unknown keys and duplicate ids only.
+pub fn load_unlinted(dir: &Path) -> Result<LoadedPack, PackError> {
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(PackError::NotFound(dir.to_path_buf()));
+        }
+        Err(source) => {
+            return Err(PackError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if !meta.is_dir() {
+        return Err(PackError::NotADirectory(dir.to_path_buf()));
+    }
+    let mut builder = Builder::default();
+    let mut files = Vec::new();
+    let mut ancestors = Vec::new();
+    match fs::canonicalize(dir) {
+        Ok(real) => ancestors.push(real),
+        Err(source) => {
+            return Err(PackError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    collect_files(dir, 0, &mut ancestors, &mut files, &mut builder.diagnostics);
+    files.sort();
+    if files.len() > MAX_FILES {
+        builder.diagnostics.push(
+            Diagnostic::error(
+                "too-many-files",
+                format!(
+                    "the pack has {} YAML files; only the first {MAX_FILES} were read",
+                    files.len()
+                ),
+            )
+            .at(Location::file(dir))
+            .with_hint("split the folder into several packs or remove generated files"),
+        );
+        files.truncate(MAX_FILES);
+    }
+    for path in files {
+        let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+        if let Some(text) = read_text(&path, &mut builder.diagnostics) {
+            builder.add_text(&path, relative.as_os_str().as_encoded_bytes(), &text);
+        }
+    }
+    let mut loaded = builder.finish();
+    sort_diagnostics(&mut loaded.diagnostics);
+    Ok(loaded)
+}
+
+fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| {
+        a.location
+            .cmp(&b.location)
+            .then_with(|| a.severity.cmp(&b.severity))
+            .then_with(|| a.code.cmp(b.code))
+    });
+}
+
+fn is_pack_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+fn is_symlink_loop(error: &io::Error) -> bool {
+    // ELOOP: "Too many levels of symbolic links".
+    error.raw_os_error() == Some(40)
+}
+
+fn io_diagnostic(path: &Path, error: &io::Error, what: &str) -> Diagnostic {
+    if is_symlink_loop(error) {
+        return Diagnostic::error(
+            "symlink-loop",
+            format!("{what} {} is a symbolic link loop", path.display()),
+        )
+        .at(Location::file(path))
+        .with_hint("remove the link or point it at a real file");
+    }
+    let hint = match error.kind() {
+        io::ErrorKind::PermissionDenied => "make the file readable by the gatehouse user",
+        io::ErrorKind::NotFound => "the path is probably a dangling symbolic link",
+        _ => "check the file system",
+    };
+    Diagnostic::error(
+        "io-error",
+        format!("cannot read {what} {}: {error}", path.display()),
+    )
+    .at(Location::file(path))
+    .with_hint(hint)
+}
+
+/// Walks `dir`, appending YAML file paths. `ancestors` holds the canonical paths of the
+/// directories on the current path, so a symlink back into one of them is a loop.
+fn collect_files(
+    dir: &Path,
+    depth: usize,
+    ancestors: &mut Vec<PathBuf>,
+    files: &mut Vec<PathBuf>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            diagnostics.push(io_diagnostic(dir, &e, "folder"));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => paths.push(entry.path()),
+            Err(e) => diagnostics.push(io_diagnostic(dir, &e, "folder")),
+        }
+    }
+    paths.sort();
+    for path in paths {
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        // `metadata` follows symlinks, so a link to a folder is walked like the folder.
+        let meta = match fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) => {
+                if is_pack_file(&path) || is_symlink_loop(&e) {
+                    diagnostics.push(io_diagnostic(&path, &e, "file"));
+                }
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            if depth + 1 > MAX_DIR_DEPTH {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "too-deep",
+                        format!(
+                            "folder {} is nested more than {MAX_DIR_DEPTH} levels below the pack root; not read",
+                            path.display()
+                        ),
+                    )
+                    .at(Location::file(&path)),
+                );
+                continue;
+            }
+            let real = match fs::canonicalize(&path) {
+                Ok(real) => real,
+                Err(e) => {
+                    diagnostics.push(io_diagnostic(&path, &e, "folder"));
+                    continue;
+                }
+            };
+            if ancestors.contains(&real) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "symlink-loop",
+                        format!(
+                            "folder {} links back to {}, which contains it",
+                            path.display(),
+                            real.display()
+                        ),
+                    )
+                    .at(Location::file(&path))
+                    .with_hint("remove the symbolic link; it was not followed"),
+                );
+                continue;
+            }
+            ancestors.push(real);
+            collect_files(&path, depth + 1, ancestors, files, diagnostics);
+            ancestors.pop();
+        } else if is_pack_file(&path) {
+            if meta.is_file() {
+                files.push(path);
+            } else {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "io-error",
+                        format!("{} is not a regular file; not read", path.display()),
+                    )
+                    .at(Location::file(&path))
+                    .with_hint("pack files must be regular files (not pipes or devices)"),
+                );
+            }
+        }
+    }
+}
+
+/// Reads one file as UTF-8 text, refusing it when larger than [`MAX_FILE_BYTES`].
+fn read_text(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
+    let too_large = |size: String| {
+        Diagnostic::error(
+            "file-too-large",
+            format!(
+                "{} is {size}, over the {} MiB limit for a pack file; not read",
+                path.display(),
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+        )
+        .at(Location::file(path))
+        .with_hint("split the file; pack files are hand-written policy and should be small")
+    };
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            diagnostics.push(io_diagnostic(path, &e, "file"));
+            return None;
+        }
+    };
+    if let Ok(meta) = file.metadata()
+        && meta.len() > MAX_FILE_BYTES
+    {
+        diagnostics.push(too_large(format!("{} bytes", meta.len())));
+        return None;
+    }
+    // The size check above can race with a writer; `take` keeps the bound regardless.
+    let mut bytes = Vec::new();
+    if let Err(e) = file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
+        diagnostics.push(io_diagnostic(path, &e, "file"));
+        return None;
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        diagnostics.push(too_large("larger".to_owned()));
+        return None;
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let valid = e.utf8_error().valid_up_to();
+            let prefix = String::from_utf8_lossy(&bytes[..valid]);
+            let line = prefix.matches('\n').count() + 1;
+            let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let byte = bytes.get(valid).copied().unwrap_or(0);
+            diagnostics.push(
+                Diagnostic::error(
+                    "not-utf8",
+                    format!(
+                        "invalid UTF-8 byte 0x{byte:02x} at byte offset {valid}; file not read"
+                    ),
+                )
+                .at(Location::new(
+                    path,
+                    u32::try_from(line).unwrap_or(u32::MAX),
+                    u32::try_from(column).unwrap_or(u32::MAX),
+                ))
+                .with_hint("save the file as UTF-8"),
+            );
+            None
+        }
+    }
+}
+
+/// A `---`-separated document of a file.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Chunk<'a> {
+    /// 1-based file line of the chunk's first line.
+    pub first_line: u32,
+    pub text: &'a str,
+}
+
+/// Splits a YAML stream at document-start markers (`---` at column 0 followed by whitespace,
+/// a comment or the end of the line). A marker can only appear at column 0 in YAML, even
+/// inside block scalars, so this matches the parser's own document boundaries. Each chunk keeps
+/// its `---` line, so columns stay as written. Chunks with nothing but comments, directives and
+/// markers are dropped.
+pub(crate) fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let mut start_byte = 0usize;
+    let mut start_line = 1u32;
+    let mut line_no = 1u32;
+    let mut offset = 0usize;
+    for line in text.split_inclusive('\n') {
+        if line_no != start_line && is_document_start(line) {
+            chunks.push(Chunk {
+                first_line: start_line,
+                text: &text[start_byte..offset],
+            });
+            start_byte = offset;
+            start_line = line_no;
+        }
+        offset += line.len();
+        line_no = line_no.saturating_add(1);
+    }
+    chunks.push(Chunk {
+        first_line: start_line,
+        text: &text[start_byte..],
+    });
+    chunks.retain(|c| has_content(c.text));
+    chunks
+}
+
+fn is_document_start(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("---") else {
+        return false;
+    };
+    rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n', '#'])
+}
+
+fn has_content(text: &str) -> bool {
+    text.lines().any(|line| {
+        let t = line.trim();
+        !(t.is_empty()
+            || t.starts_with('#')
+            || t.starts_with('%')
+            || t == "..."
+            || (t.starts_with("---") && t[3..].trim_start().starts_with('#'))
+            || t == "---")
+    })
+}
+
+/// The keys read before the concrete kind is known. Other keys are ignored here and checked
+/// by the concrete struct.
+#[derive(Deserialize)]
+struct Header {
+    kind: Option<Located<String>>,
+    id: Option<Located<String>>,
+}
+
+fn parse_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_YAML_DEPTH,
+            max_documents: 2,
+            max_aliases: 10_000,
+            max_nodes: 250_000,
+            max_total_scalar_bytes: 16 * 1024 * 1024,
+        },
+        with_snippet: false,
+    };
+    options.alias_limits.max_total_replayed_events = MAX_ALIAS_REPLAY_EVENTS;
+    options.alias_limits.max_replay_stack_depth = MAX_YAML_DEPTH;
+    options
+}
+
+/// Accumulates documents, sources and diagnostics across files.
+#[derive(Default)]
+struct Builder {
+    entries: Vec<Entry>,
+    diagnostics: Vec<Diagnostic>,
+    sources: Sources,
+    hasher: Sha256,
+    seen_ids: std::collections::HashMap<String, Location>,
+}
+
+impl Builder {
+    fn add_text(&mut self, path: &Path, digest_name: &[u8], text: &str) {
+        // Path, length and bytes: renaming or moving a file changes the digest, and no two
+        // different packs can produce the same byte stream.
+        self.hasher.update((digest_name.len() as u64).to_le_bytes());
+        self.hasher.update(digest_name);
+        self.hasher.update((text.len() as u64).to_le_bytes());
+        self.hasher.update(text.as_bytes());
+        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for chunk in split_documents(body) {
+            if let Some(document) = self.parse_document(path, &chunk) {
+                self.accept(path, document);
+            }
+        }
+        self.sources.insert(path, text);
+    }
+
+    fn accept(&mut self, path: &Path, document: Document) {
+        let id = document.id();
+        let here = Location::new(path, id.line, id.column);
+        if let Some(first) = self.seen_ids.get(&id.value) {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "duplicate-id",
+                    format!("id `{}` is already used by another document", id.value),
+                )
+                .at(here)
+                .with_hint(format!(
+                    "first defined at {first}; ids are unique across the pack"
+                )),
+            );
+            return;
+        }
+        self.seen_ids.insert(id.value.clone(), here);
+        self.entries.push(Entry {
+            file: path.to_path_buf(),
+            document,
+        });
+    }
+
+    fn parse_document(&mut self, path: &Path, chunk: &Chunk<'_>) -> Option<Document> {
+        let offset = chunk.first_line - 1;
+        let _guard = LineOffsetGuard::new(offset);
+        let header: Header = match serde_saphyr::from_str_with_options(chunk.text, parse_options())
+        {
+            Ok(h) => h,
+            Err(e) => {
+                self.diagnostics
+                    .push(yaml_diagnostic(path, offset, chunk, &e));
+                return None;
+            }
+        };
+        let doc_start = first_content_location(path, chunk);
+        let Some(kind_text) = header.kind else {
+            self.diagnostics.push(
+                Diagnostic::error("missing-kind", "document has no `kind:`")
+                    .at(doc_start)
+                    .with_hint(format!("add `kind:` with one of: {}", kind_list())),
+            );
+            return None;
+        };
+        let Some(kind) = Kind::parse(&kind_text.value) else {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "unknown-kind",
+                    format!("unknown kind `{}`", kind_text.value),
+                )
+                .at(Location::new(path, kind_text.line, kind_text.column))
+                .with_hint(format!("kind must be one of: {}", kind_list())),
+            );
+            return None;
+        };
+        let Some(id) = header.id else {
+            self.diagnostics.push(
+                Diagnostic::error("missing-id", format!("{kind} document has no `id:`"))
+                    .at(doc_start)
+                    .with_hint("add `id:`, unique across the pack; other documents refer to it"),
+            );
+            return None;
+        };
+        if !is_valid_id(&id.value) {
+            self.diagnostics.push(
+                Diagnostic::error("invalid-id", format!("`{}` is not a valid id", id.value))
+                    .at(Location::new(path, id.line, id.column))
+                    .with_hint(
+                        "ids start with a letter or digit and use letters, digits, `.`, `_`, `-` or `:`",
+                    ),
+            );
+            return None;
+        }
+        let result = match kind {
+            Kind::Role => typed::<Role>(chunk).map(Document::Role),
+            Kind::Person => typed::<Person>(chunk).map(Document::Person),
+            Kind::Team => typed::<Team>(chunk).map(Document::Team),
+            Kind::ReleaseClass => typed::<ReleaseClass>(chunk).map(Document::ReleaseClass),
+            Kind::Control => typed::<Control>(chunk).map(Document::Control),
+            Kind::RiskModel => typed::<RiskModel>(chunk).map(Document::RiskModel),
+            Kind::Alert => typed::<Alert>(chunk).map(Document::Alert),
+            Kind::Schedule => typed::<Schedule>(chunk).map(Document::Schedule),
+            Kind::EscalationPolicy => {
+                typed::<EscalationPolicy>(chunk).map(Document::EscalationPolicy)
+            }
+            Kind::SupportTier => typed::<SupportTier>(chunk).map(Document::SupportTier),
+            Kind::HealthCheck => typed::<HealthCheck>(chunk).map(Document::HealthCheck),
+            Kind::Runbook => typed::<Runbook>(chunk).map(Document::Runbook),
+            Kind::Playbook => typed::<Playbook>(chunk).map(Document::Playbook),
+            Kind::Maintenance => typed::<Maintenance>(chunk).map(Document::Maintenance),
+            Kind::Kpi => typed::<Kpi>(chunk).map(Document::Kpi),
+            Kind::Improvement => typed::<Improvement>(chunk).map(Document::Improvement),
+        };
+        match result {
+            Ok(document) => Some(document),
+            Err(e) => {
+                let mut d = yaml_diagnostic(path, offset, chunk, &e);
+                if d.code == "unknown-key" && d.hint.is_none() {
+                    d.hint = Some(format!(
+                        "see `gatehouse schema` or docs/pack.md for the fields of {kind}"
+                    ));
+                }
+                self.diagnostics.push(d);
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> LoadedPack {
+        let digest = format!("{:x}", self.hasher.finalize());
+        LoadedPack {
+            pack: Pack::new(self.entries, digest),
+            diagnostics: self.diagnostics,
+            sources: self.sources,
+        }
+    }
+}
+
+fn typed<T: DeserializeOwned>(chunk: &Chunk<'_>) -> Result<T, serde_saphyr::Error> {
+    serde_saphyr::from_str_with_options(chunk.text, parse_options())
+}
+
+fn kind_list() -> String {
+    Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Ids are used in URLs, traces and CLI arguments, so they avoid spaces and slashes.
+pub(crate) fn is_valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+        && id.len() <= 200
+}
+
+fn first_content_location(path: &Path, chunk: &Chunk<'_>) -> Location {
+    for (i, line) in chunk.text.lines().enumerate() {
+        let t = line.trim();
+        if !t.is_empty() && !t.starts_with('#') && !t.starts_with("---") && !t.starts_with('%') {
+            let column = line.chars().take_while(|c| c.is_whitespace()).count() + 1;
+            let line_no = chunk.first_line + u32::try_from(i).unwrap_or(0);
+            return Location::new(path, line_no, u32::try_from(column).unwrap_or(1));
+        }
+    }
+    Location::new(path, chunk.first_line, 1)
+}
+
+/// Maps a parser error to a diagnostic with a stable code and a file position.
+fn yaml_diagnostic(
+    path: &Path,
+    offset: u32,
+    chunk: &Chunk<'_>,
+    error: &serde_saphyr::Error,
+) -> Diagnostic {
+    use serde_saphyr::Error as E;
+    let inner = match error {
+        E::AliasError { error, .. } => error.as_ref(),
+        other => other,
+    };
+    let (code, hint): (&'static str, Option<&str>) = match inner {
+        E::SerdeUnknownField { .. } => ("unknown-key", None),
+        E::SerdeMissingField { .. } => ("missing-key", Some("add the required key")),
+        E::SerdeUnknownVariant { .. } => ("invalid-value", None),
+        E::SerdeInvalidValue { .. } | E::Message { .. } => ("invalid-value", None),
+        E::SerdeInvalidType { .. }
+        | E::SerdeInvalidLength { .. }
+        | E::InvalidScalar { .. }
+        | E::NullIntoString { .. }
+        | E::Unexpected { .. } => ("wrong-type", None),
+        E::DuplicateMappingKey { .. } => (
+            "duplicate-key",
+            Some("remove one of the two entries; YAML keys are unique within a mapping"),
+        ),
+        E::Budget { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => (
+            "yaml-limit",
+            Some(
+                "pack documents are small; deep nesting and alias expansion are capped to keep loading safe",
+            ),
+        ),
+        _ => ("yaml-syntax", None),
+    };
+    let message = error_message(inner);
+    let location = match inner.location().or_else(|| error.location()) {
+        Some(l) if l.line() > 0 => Location::new(
+            path,
+            u32::try_from(l.line())
+                .unwrap_or(u32::MAX)
+                .saturating_add(offset),
+            u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+        ),
+        _ => first_content_location(path, chunk),
+    };
+    let mut diagnostic = Diagnostic::error(code, message).at(location);
+    if let Some(hint) = hint {
+        diagnostic = diagnostic.with_hint(hint);
+    }
+    diagnostic
+}
+
+/// The parser's message without its own "at line X, column Y" suffix (we print the position
+/// in file coordinates ourselves).
+fn error_message(error: &serde_saphyr::Error) -> String {
+    let options = serde_saphyr::render_options! {
+        snippets: serde_saphyr::SnippetMode::Off,
+    };
+    let text = error.render_with_options(options);
+    let text = match text.rfind(" at line ") {
+        Some(i) if text[i..].contains("column") => text[..i].to_owned(),
+        _ => text,
+    };
+    text.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_column_zero_markers_only() {
+        let text = "kind: Role\nid: a\n---\nkind: Role\nid: b\n  ---\n--- # c\nkind: Role\n";
+        let chunks = split_documents(text);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0].first_line, 1);
+        assert_eq!(chunks[1].first_line, 3);
+        assert_eq!(chunks[1].text, "---\nkind: Role\nid: b\n  ---\n");
+        assert_eq!(chunks[2].first_line, 7);
+    }
+
+    #[test]
+    fn drops_comment_only_documents() {
+        let chunks = split_documents("# header\n---\n# nothing\n---\nkind: Role\n");
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].first_line, 4);
+    }
+
+    #[test]
+    fn ids_reject_spaces_and_slashes() {
+        assert!(is_valid_id("KMS-CRIT-001"));
+        assert!(is_valid_id("POL-2026-001.component.5-1"));
+        assert!(!is_valid_id("a b"));
+        assert!(!is_valid_id("a/b"));
+        assert!(!is_valid_id("-a"));
+        assert!(!is_valid_id(""));
+    }
+}
