@@ -158,6 +158,14 @@ fn kinds_text(kinds: &[Kind]) -> String {
     }
 }
 
+fn article(kinds: &[Kind]) -> &'static str {
+    let vowel = kinds
+        .first()
+        .and_then(|k| k.as_str().chars().next())
+        .is_some_and(|c| "AEIOU".contains(c));
+    if vowel { "an" } else { "a" }
+}
+
 struct Cx<'a, 'o> {
     pack: &'a Pack,
     file: &'a Path,
@@ -196,11 +204,13 @@ impl Cx<'_, '_> {
                     "wrong-reference-kind",
                     id,
                     format!(
-                        "`{}` in `{field}` is a {kind}, expected a {}",
+                        "`{}` in `{field}` is {} {kind}, expected {} {}",
                         id.value,
+                        article(&[kind]),
+                        article(kinds),
                         kinds_text(kinds)
                     ),
-                    "",
+                    "point the reference at a document of the expected kind",
                 );
                 false
             }
@@ -266,7 +276,7 @@ impl Cx<'_, '_> {
                 "invalid-value",
                 d,
                 format!("`{field}` must be longer than zero"),
-                "",
+                "use a positive duration such as \"15m\" or \"1d\"",
             );
         }
     }
@@ -347,7 +357,7 @@ impl Cx<'_, '_> {
                 "invalid-value",
                 &d.email,
                 format!("`{email}` is not an email address"),
-                "",
+                "write the address as name@example.com",
             );
         }
         if let Some(tz) = &d.time_zone {
@@ -399,7 +409,7 @@ impl Cx<'_, '_> {
                     "invalid-value",
                     &step.quorum,
                     "quorum must be at least 1".to_owned(),
-                    "",
+                    "set quorum to 1 or more",
                 );
             } else if holders == 0 {
                 self.error(
@@ -447,7 +457,7 @@ impl Cx<'_, '_> {
                             "max_score {} is above the highest score {max} of risk model `{}`: every risk is delegated",
                             risk.max_score.value, model.value
                         ),
-                        "",
+                        "lower max_score so that high risks escalate",
                     );
                 }
             }
@@ -483,7 +493,7 @@ impl Cx<'_, '_> {
                     "invalid-value",
                     &d.id,
                     format!("`{name}` scale is empty"),
-                    "",
+                    "list at least one level, e.g. `- { value: 1, label: Rare }`",
                 );
             }
             for (i, level) in scale.iter().enumerate() {
@@ -492,7 +502,7 @@ impl Cx<'_, '_> {
                         "invalid-value",
                         &level.value,
                         format!("`{name}` values start at 1"),
-                        "",
+                        "number scale levels 1, 2, 3, …",
                     );
                 }
                 if scale[..i]
@@ -503,7 +513,7 @@ impl Cx<'_, '_> {
                         "invalid-value",
                         &level.value,
                         format!("`{name}` value {} appears twice", level.value.value),
-                        "",
+                        "give each level a distinct value",
                     );
                 }
             }
@@ -518,7 +528,7 @@ impl Cx<'_, '_> {
                         "band `{}` has max {} below min {}",
                         band.name, band.max.value, band.min.value
                     ),
-                    "",
+                    "swap min and max",
                 );
             }
         }
@@ -564,7 +574,7 @@ impl Cx<'_, '_> {
                 "invalid-value",
                 &d.id,
                 "`routing.notify` is empty: nobody is paged".to_owned(),
-                "",
+                "add a schedule, team, person or role to `routing.notify`",
             );
         }
         if let Some(p) = &d.escalation_policy {
@@ -595,7 +605,7 @@ impl Cx<'_, '_> {
                         "suggest"
                     }
                 ),
-                "",
+                "set `auto_remediation.runbook`, or use `mode: none`",
             ),
         }
         self.references(&d.controls, &[Kind::Control], "controls");
@@ -614,7 +624,7 @@ impl Cx<'_, '_> {
                 "invalid-value",
                 &d.id,
                 "rotation has no participants".to_owned(),
-                "",
+                "add person ids to `rotation.participants`",
             );
         }
         self.positive(&rotation.length, "rotation.length");
@@ -644,7 +654,7 @@ impl Cx<'_, '_> {
                         "override ends ({}) before it starts ({})",
                         o.end.value, o.start.value
                     ),
-                    "",
+                    "end must be after start",
                 );
             }
         }
@@ -671,7 +681,7 @@ impl Cx<'_, '_> {
                 "invalid-value",
                 &d.id,
                 "escalation policy has no steps".to_owned(),
-                "",
+                "add at least one `{wait: 0, notify: [...]}` step",
             );
         }
         for step in &d.steps {
@@ -725,7 +735,7 @@ impl Cx<'_, '_> {
                     "timeout {} is longer than the interval {}",
                     timeout.value, d.interval.value
                 ),
-                "",
+                "a probe must time out before the next one starts",
             );
         }
         for (name, value) in [
@@ -739,7 +749,7 @@ impl Cx<'_, '_> {
                     "invalid-value",
                     v,
                     format!("`{name}` {} is not a percentage", v.value),
-                    "",
+                    "percentages are between 0 and 100",
                 );
             }
         }
@@ -760,7 +770,7 @@ impl Cx<'_, '_> {
                 "invalid-value",
                 &d.id,
                 "runbook has no steps".to_owned(),
-                "",
+                "add at least one `{title: …}` step",
             );
         }
         self.escalation_rules(&d.escalation, "escalation.to");

@@ -265,7 +265,8 @@ fn collect_files(
                             path.display()
                         ),
                     )
-                    .at(Location::file(&path)),
+                    .at(Location::file(&path))
+                    .with_hint("flatten the folder structure"),
                 );
                 continue;
             }
@@ -673,7 +674,22 @@ fn yaml_diagnostic(
         ),
         _ => ("yaml-syntax", None),
     };
-    let message = error_message(inner);
+    let message = match inner {
+        E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`"),
+        E::DuplicateMappingKey { key: None, .. } => "duplicate key in a mapping".to_owned(),
+        E::InvalidScalar { ty, .. } => {
+            format!("expected {}", scalar_description(ty))
+        }
+        _ => error_message(inner),
+    };
+    let hint = match (code, hint) {
+        ("wrong-type", None) => Some("this key expects another type of value; see docs/pack.md"),
+        ("yaml-syntax", None) => {
+            Some("fix the YAML here; the other documents of the file were still checked")
+        }
+        ("invalid-value", None) => Some("see docs/pack.md for the values this key accepts"),
+        (_, hint) => hint,
+    };
     let location = match inner.location().or_else(|| error.location()) {
         Some(l) if l.line() > 0 => Location::new(
             path,
@@ -689,6 +705,16 @@ fn yaml_diagnostic(
         diagnostic = diagnostic.with_hint(hint);
     }
     diagnostic
+}
+
+fn scalar_description(ty: &str) -> String {
+    match ty {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number (0 or more)".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "bool" => "true or false".to_owned(),
+        other => format!("a value of type {other}"),
+    }
 }
 
 /// The parser's message without its own "at line X, column Y" suffix (we print the position
