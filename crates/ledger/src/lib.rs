@@ -1,0 +1,31 @@
+//! gatehouse's tamper-evident audit ledger and envelope encryption, as a pure library.
+//!
+//! gatehouse authorises production releases, so its own records must be trustworthy: every
+//! state change and every denied attempt goes into an append-only log whose integrity anyone
+//! can check offline, and the evidence it keeps is encrypted at rest under keys that can be
+//! rotated. This crate holds the parts of that which are pure computation, so the store and
+//! the server (which own persistence and the clock) share one tested implementation:
+//!
+//! - [`merkle`]: the RFC 9162 Merkle tree, compact range, inclusion and consistency proofs;
+//! - [`entry`]: audit entries, their canonical bytes, and the [`Ledger`] append state;
+//! - [`sth`]: Ed25519 signed tree heads and log signing keys;
+//! - [`export`]: the self-contained export file and its streaming offline verifier;
+//! - [`envelope`]: per-object data keys wrapped by named key-encryption keys.
+//!
+//! Nothing here reads the clock or touches storage; the only I/O is [`export::export`] and
+//! [`export::verify`] over caller-supplied `Write`/`Read`, and OS randomness for new keys.
+
+pub mod entry;
+pub mod envelope;
+pub mod export;
+pub mod merkle;
+pub mod sth;
+
+pub use entry::{AppendedEntry, AuditEntry, AuditOutcome, AuditRecord, Ledger};
+pub use envelope::{Kek, KekId, Keyring, SealedObject, WrappedDataKey, open, rewrap, seal};
+pub use export::{Finding, Problem, VerifyReport, export, verify};
+pub use merkle::{
+    CompactRange, Hash, LeafHashSource, consistency_proof, inclusion_proof, verify_consistency,
+    verify_inclusion,
+};
+pub use sth::{KeyId, LogSigningKey, LogVerifyingKey, SignedTreeHead};
