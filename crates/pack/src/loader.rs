@@ -161,7 +161,7 @@ pub fn load_unlinted(dir: &Path) -> Result<LoadedPack, PackError> {
     }
     for path in files {
         let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-        if let Some(text) = read_text(&path, &mut builder.diagnostics) {
+        if let Some(text) = read_text(&path, &mut builder.diagnostics, &mut builder.sources) {
             builder.add_text(&path, relative.as_os_str().as_encoded_bytes(), &text);
         }
     }
@@ -313,7 +313,11 @@ fn collect_files(
 }
 
 /// Reads one file as UTF-8 text, refusing it when larger than [`MAX_FILE_BYTES`].
-fn read_text(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
+fn read_text(
+    path: &Path,
+    diagnostics: &mut Vec<Diagnostic>,
+    sources: &mut Sources,
+) -> Option<String> {
     let too_large = |size: String| {
         Diagnostic::error(
             "file-too-large",
@@ -358,6 +362,8 @@ fn read_text(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
             let line = prefix.matches('\n').count() + 1;
             let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             let byte = bytes.get(valid).copied().unwrap_or(0);
+            // Kept (lossily) only so the finding can show the line with a caret.
+            sources.insert(path, String::from_utf8_lossy(bytes).into_owned());
             diagnostics.push(
                 Diagnostic::error(
                     "not-utf8",
@@ -674,13 +680,30 @@ fn yaml_diagnostic(
         ),
         _ => ("yaml-syntax", None),
     };
+    // The parser reports its own nesting guard as a plain message; it is a limit, not a typo.
+    let rendered = error_message(inner);
+    let (code, hint) = if code == "yaml-syntax" && rendered.contains("limit exceeded") {
+        (
+            "yaml-limit",
+            Some(
+                "pack documents are small; deep nesting and alias expansion are capped to keep loading safe",
+            ),
+        )
+    } else {
+        (code, hint)
+    };
     let message = match inner {
         E::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key `{key}`"),
         E::DuplicateMappingKey { key: None, .. } => "duplicate key in a mapping".to_owned(),
+        E::Budget {
+            breach: serde_saphyr::budget::BudgetBreach::Depth { .. },
+            ..
+        } => format!("YAML nested deeper than the limit of {MAX_YAML_DEPTH} levels"),
+        E::Budget { breach, .. } => format!("YAML safety limit exceeded: {breach:?}"),
         E::InvalidScalar { ty, .. } => {
             format!("expected {}", scalar_description(ty))
         }
-        _ => error_message(inner),
+        _ => rendered,
     };
     let hint = match (code, hint) {
         ("wrong-type", None) => Some("this key expects another type of value; see docs/pack.md"),
