@@ -12,5 +12,17 @@ pub fn files() -> Vec<(&'static str, &'static str)> {
         ),
         ("controls.yaml", include_str!("../example/controls.yaml")),
         ("on-call.yaml", include_str!("../example/on-call.yaml")),
+        (
+            "monitoring.yaml",
+            include_str!("../example/monitoring.yaml"),
+        ),
+        (
+            "procedures.yaml",
+            include_str!("../example/procedures.yaml"),
+        ),
+        (
+            "measurement.yaml",
+            include_str!("../example/measurement.yaml"),
+        ),
     ]
 }
