@@ -35,7 +35,9 @@ const MAX_KEK_ID_LEN: usize = 64;
 pub enum EnvelopeError {
     #[error("key-encryption key `{kek_id}` not found in keyring")]
     KekNotFound { kek_id: KekId },
-    #[error("cannot unwrap data key: key `{kek_id}` does not match")]
+    #[error(
+        "cannot unwrap data key: key `{kek_id}` does not match (or the sealed data belongs to another object)"
+    )]
     KeyMismatch { kek_id: KekId },
     #[error(
         "cannot open object: its ciphertext failed authentication (tampered, truncated, or sealed for another object id)"

@@ -292,7 +292,12 @@ pub enum Problem {
     /// `seq` numbers are not consecutive although every hash link holds.
     SeqDiscontinuity { seq: u64, expected: u64 },
     /// A head's size is not the number of entries before it.
-    HeadMisplaced { tree_size: u64, entries_before: u64 },
+    HeadMisplaced {
+        tree_size: u64,
+        entries_before: u64,
+        /// The highest seq read so far, which pins down deleted tail entries.
+        max_seq: Option<u64>,
+    },
     /// A head signed by a key the verifier does not have.
     HeadUnknownKey { tree_size: u64, key_id: KeyId },
     /// A head signed by a key in the file that the caller does not trust.
@@ -309,9 +314,20 @@ pub enum Problem {
         first_suspect_seq: u64,
     },
     /// Entries after the last signed head: nothing vouches for them.
-    Unsigned { first_seq: u64, last_seq: u64 },
+    Unsigned {
+        first_seq: Option<u64>,
+        last_seq: Option<u64>,
+    },
     /// The file holds no head that verified.
     NoVerifiedHead,
+}
+
+fn count(n: u64) -> String {
+    if n == 1 {
+        "one entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
 }
 
 fn seq_text(seq: Option<u64>) -> String {
@@ -387,17 +403,27 @@ impl fmt::Display for Problem {
             Problem::HeadMisplaced {
                 tree_size,
                 entries_before,
+                max_seq,
             } => {
+                write!(
+                    f,
+                    "signed tree head for size {tree_size} follows {entries_before} entries: "
+                )?;
                 if tree_size > entries_before {
-                    write!(
-                        f,
-                        "signed tree head for size {tree_size} follows only {entries_before} entries: entries seq {}..={tree_size} are missing (deleted)",
-                        entries_before + 1
-                    )
+                    if *max_seq == Some(*entries_before) {
+                        write!(
+                            f,
+                            "entries seq {}..={tree_size} are missing (deleted)",
+                            entries_before + 1
+                        )
+                    } else {
+                        write!(f, "{} before it deleted", count(tree_size - entries_before))
+                    }
                 } else {
                     write!(
                         f,
-                        "signed tree head for size {tree_size} follows {entries_before} entries: entries after seq {tree_size} were inserted before it (or the head was moved)"
+                        "{} before it inserted (or the head was moved)",
+                        count(entries_before - tree_size)
                     )
                 }
             }
@@ -427,7 +453,9 @@ impl fmt::Display for Problem {
                 last_seq,
             } => write!(
                 f,
-                "entries seq {first_seq}..={last_seq} come after the last signed tree head: nothing vouches for them"
+                "entries from this line on (entry {} to entry {}) come after the last signed tree head: nothing vouches for them",
+                seq_text(*first_seq),
+                seq_text(*last_seq)
             ),
             Problem::NoVerifiedHead => {
                 write!(f, "no signed tree head verified: the file proves nothing")
@@ -471,6 +499,9 @@ struct Mark {
     /// A finding already names this entry.
     explained: bool,
     same_seq_at_line: Option<u64>,
+    /// Byte-for-byte copy of an earlier line: never a link target, so the original keeps
+    /// its place in the chain and the copy is the one named.
+    copy: bool,
 }
 
 /// An entry whose `prev` matched no remembered entry (yet).
@@ -491,7 +522,10 @@ struct Verifier<'k> {
     max_seq: Option<u64>,
     first_seq_anomaly: Option<(u64, u64, u64)>,
     verified_size: u64,
-    max_head_size: Option<u64>,
+    /// First entry line (line, seq) after the latest head line: unsigned unless a head follows.
+    first_after_head: Option<(u64, Option<u64>)>,
+    misplaced_offset: Option<i128>,
+    root_mismatch_pending: bool,
     line_no: u64,
     report: VerifyReport,
 }
@@ -507,7 +541,9 @@ impl<'k> Verifier<'k> {
             max_seq: None,
             first_seq_anomaly: None,
             verified_size: 0,
-            max_head_size: None,
+            first_after_head: None,
+            misplaced_offset: None,
+            root_mismatch_pending: false,
             line_no: 0,
             report: VerifyReport {
                 lines: 0,
@@ -602,7 +638,11 @@ impl<'k> Verifier<'k> {
         let idx = self.report.entries;
         self.report.entries += 1;
 
-        let (seq, prev) = match parse_entry_prefix(bytes) {
+        let parsed = parse_entry_prefix(bytes);
+        if self.first_after_head.is_none() {
+            self.first_after_head = Some((line, parsed.as_ref().ok().map(|p| p.0)));
+        }
+        let (seq, prev) = match parsed {
             Ok(parsed) => parsed,
             Err(reason) => {
                 self.find(
@@ -619,6 +659,7 @@ impl<'k> Verifier<'k> {
                     referenced: false,
                     explained: true,
                     same_seq_at_line: None,
+                    copy: false,
                 });
                 return;
             }
@@ -631,6 +672,7 @@ impl<'k> Verifier<'k> {
             referenced: false,
             explained: false,
             same_seq_at_line: None,
+            copy: false,
         };
 
         // An earlier entry linked to this one: it was moved later in the file.
@@ -655,20 +697,34 @@ impl<'k> Verifier<'k> {
             if self.first_seq_anomaly.is_none() {
                 self.first_seq_anomaly = Some((line, seq, expected));
             }
-            if seq < expected {
-                mark.same_seq_at_line = self
-                    .recent
-                    .iter()
-                    .rev()
-                    .find(|m| m.seq == Some(seq))
-                    .map(|m| m.line);
+            if seq < expected
+                && let Some(same) = self.recent.iter().rev().find(|m| m.seq == Some(seq))
+            {
+                mark.same_seq_at_line = Some(same.line);
+                if same.leaf == leaf {
+                    mark.copy = true;
+                    mark.referenced = true;
+                    mark.explained = true;
+                    self.find(
+                        line,
+                        Problem::Inserted {
+                            seq: Some(seq),
+                            same_seq_at_line: mark.same_seq_at_line,
+                        },
+                    );
+                }
             }
         }
         self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
 
         let genesis = seq == 1 && prev == Hash::ZERO;
         if !genesis {
-            match self.recent.iter_mut().rev().find(|m| m.leaf == prev) {
+            match self
+                .recent
+                .iter_mut()
+                .rev()
+                .find(|m| m.leaf == prev && !m.copy)
+            {
                 Some(pred) => pred.referenced = true,
                 None => {
                     if self.dangling.len() >= LINK_WINDOW {
@@ -779,17 +835,20 @@ impl<'k> Verifier<'k> {
             }
         };
         self.report.heads_seen += 1;
-        self.max_head_size = Some(
-            self.max_head_size
-                .map_or(head.tree_size, |m| m.max(head.tree_size)),
-        );
+        self.first_after_head = None;
         let entries = self.range.size();
         if head.tree_size != entries {
+            // Later heads are off by the same count for the same cause: report changes only.
+            let offset = i128::from(entries) - i128::from(head.tree_size);
+            if self.misplaced_offset.replace(offset) == Some(offset) {
+                return;
+            }
             self.find(
                 line,
                 Problem::HeadMisplaced {
                     tree_size: head.tree_size,
                     entries_before: entries,
+                    max_seq: self.max_seq,
                 },
             );
             return;
@@ -839,6 +898,10 @@ impl<'k> Verifier<'k> {
         }
         let computed = self.range.root();
         if computed != head.root_hash {
+            // Once a root mismatches, every later head does too until one verifies again.
+            if std::mem::replace(&mut self.root_mismatch_pending, true) {
+                return;
+            }
             self.find(
                 line,
                 Problem::HeadRootMismatch {
@@ -851,6 +914,7 @@ impl<'k> Verifier<'k> {
             return;
         }
         self.report.heads_verified += 1;
+        self.root_mismatch_pending = false;
         self.verified_size = head.tree_size;
         self.report.last_verified_head = Some(head);
     }
@@ -864,17 +928,19 @@ impl<'k> Verifier<'k> {
         while let Some(mark) = self.recent.pop_front() {
             self.settle_mark(&mark);
         }
-        let entries = self.range.size();
-        let last_entry_line = newest.as_ref().map_or(self.line_no, |m| m.line);
-        match self.max_head_size {
-            Some(covered) if covered < entries => self.find(
-                last_entry_line,
+        if self.report.heads_seen > 0
+            && let Some((line, first_seq)) = self.first_after_head
+        {
+            self.find(
+                line,
                 Problem::Unsigned {
-                    first_seq: covered + 1,
-                    last_seq: entries,
+                    first_seq,
+                    last_seq: newest.as_ref().and_then(|m| m.seq),
                 },
-            ),
-            _ => {}
+            );
+        }
+        if self.line_no == 0 {
+            self.find(1, Problem::MissingHeader);
         }
         if self.report.heads_verified == 0 {
             self.find(self.line_no.max(1), Problem::NoVerifiedHead);
