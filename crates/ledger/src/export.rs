@@ -178,7 +178,8 @@ fn write_record<W: Write, T: Serialize>(out: &mut W, record: &T) -> Result<(), E
 }
 
 /// Which keys head signatures were checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum KeyTrust {
     /// Only the keys the caller trusts: the file cannot vouch for itself.
     TrustedKeys,
@@ -186,8 +187,8 @@ pub enum KeyTrust {
     EmbeddedKeys,
 }
 
-/// The outcome of [`verify`].
-#[derive(Debug, Clone, PartialEq)]
+/// The outcome of [`verify`]. Serialises to JSON for `gatehouse audit verify --format json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
     pub lines: u64,
     pub bytes: u64,
@@ -241,11 +242,30 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-/// One thing wrong with the file, at a line (1-based).
+/// One thing wrong with the file, at a line (1-based). In JSON:
+/// `{"line": 8, "message": "entry seq 5 was modified: …", "kind": "modified", "seq": 5, …}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub line: u64,
     pub problem: Problem,
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct FindingJson<'a> {
+            line: u64,
+            message: String,
+            #[serde(flatten)]
+            problem: &'a Problem,
+        }
+        FindingJson {
+            line: self.line,
+            message: self.problem.to_string(),
+            problem: &self.problem,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl fmt::Display for Finding {
@@ -256,7 +276,8 @@ impl fmt::Display for Finding {
 
 /// What is wrong. Entry problems name the entry by `seq` (as written on the line, when it
 /// could be read) and by line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     /// The file does not start with the export header.
     MissingHeader,

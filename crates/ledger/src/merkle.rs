@@ -10,6 +10,7 @@
 //! therefore works over the small [`LeafHashSource`] trait instead of an in-memory tree.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -346,73 +347,92 @@ pub enum ProofError {
     Source(#[source] SourceError),
 }
 
-/// Inclusion proof (audit path, RFC 9162 §2.1.3.1) for leaf `index` in the tree of the first
-/// `tree_size` leaves of `source`, bottom-up.
-pub fn inclusion_proof<S: LeafHashSource + ?Sized>(
-    source: &S,
-    index: u64,
-    tree_size: u64,
-) -> Result<Vec<Hash>, ProofError> {
+/// The leaf ranges whose Merkle Tree Hashes make up the inclusion proof (audit path,
+/// RFC 9162 §2.1.3.1) of leaf `index` in a tree of `tree_size` leaves, in proof order
+/// (bottom-up). An asynchronous store fetches or computes these roots itself and needs no
+/// callback; [`inclusion_proof`] does it through a [`LeafHashSource`].
+pub fn inclusion_proof_ranges(index: u64, tree_size: u64) -> Result<Vec<Range<u64>>, ProofError> {
     if index >= tree_size {
         return Err(ProofError::IndexOutOfRange { index, tree_size });
     }
     // PATH(m, D[n]) recurses into the half holding m and appends the other half's root;
     // walking top-down and reversing yields the same bottom-up order.
-    let mut path = Vec::new();
+    let mut ranges = Vec::new();
     let (mut m, mut start, mut n) = (index, 0u64, tree_size);
     while n > 1 {
         let k = split_point(n);
         if m < k {
-            path.push(subtree(source, start + k, start + n)?);
+            ranges.push(start + k..start + n);
             n = k;
         } else {
-            path.push(subtree(source, start, start + k)?);
+            ranges.push(start..start + k);
             m -= k;
             start += k;
             n -= k;
         }
     }
-    path.reverse();
-    Ok(path)
+    ranges.reverse();
+    Ok(ranges)
 }
 
-/// Consistency proof (RFC 9162 §2.1.4.1) that the tree of size `first` is a prefix of the tree
-/// of size `second`. Empty when `first` is 0 or equal to `second`.
-pub fn consistency_proof<S: LeafHashSource + ?Sized>(
-    source: &S,
-    first: u64,
-    second: u64,
-) -> Result<Vec<Hash>, ProofError> {
+/// The leaf ranges whose Merkle Tree Hashes make up the consistency proof (RFC 9162 §2.1.4.1)
+/// from tree size `first` to `second`, in proof order. Empty when `first` is 0 or equal to
+/// `second`.
+pub fn consistency_proof_ranges(first: u64, second: u64) -> Result<Vec<Range<u64>>, ProofError> {
     if first > second {
         return Err(ProofError::SizesOutOfOrder { first, second });
     }
-    let mut proof = Vec::new();
+    let mut ranges = Vec::new();
     if first == 0 || first == second {
-        return Ok(proof);
+        return Ok(ranges);
     }
     // SUBPROOF(m, D[n], b), unrolled top-down then reversed like the inclusion path.
     let (mut m, mut start, mut n, mut whole_subtree) = (first, 0u64, second, true);
     loop {
         if m == n {
             if !whole_subtree {
-                proof.push(subtree(source, start, start + n)?);
+                ranges.push(start..start + n);
             }
             break;
         }
         let k = split_point(n);
         if m <= k {
-            proof.push(subtree(source, start + k, start + n)?);
+            ranges.push(start + k..start + n);
             n = k;
         } else {
-            proof.push(subtree(source, start, start + k)?);
+            ranges.push(start..start + k);
             m -= k;
             start += k;
             n -= k;
             whole_subtree = false;
         }
     }
-    proof.reverse();
-    Ok(proof)
+    ranges.reverse();
+    Ok(ranges)
+}
+
+/// Inclusion proof for leaf `index` in the tree of the first `tree_size` leaves of `source`.
+pub fn inclusion_proof<S: LeafHashSource + ?Sized>(
+    source: &S,
+    index: u64,
+    tree_size: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    inclusion_proof_ranges(index, tree_size)?
+        .into_iter()
+        .map(|r| subtree(source, r.start, r.end))
+        .collect()
+}
+
+/// Consistency proof that the tree of size `first` is a prefix of the tree of size `second`.
+pub fn consistency_proof<S: LeafHashSource + ?Sized>(
+    source: &S,
+    first: u64,
+    second: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    consistency_proof_ranges(first, second)?
+        .into_iter()
+        .map(|r| subtree(source, r.start, r.end))
+        .collect()
 }
 
 /// Verifies an inclusion proof exactly as RFC 9162 §2.1.3.2 describes.
@@ -472,42 +492,11 @@ fn wrong_length(index: u64, tree_size: u64, actual: usize) -> ProofError {
 }
 
 fn inclusion_proof_len(index: u64, tree_size: u64) -> usize {
-    let (mut m, mut n, mut len) = (index, tree_size, 0usize);
-    while n > 1 {
-        let k = split_point(n);
-        if m < k {
-            n = k;
-        } else {
-            m -= k;
-            n -= k;
-        }
-        len += 1;
-    }
-    len
+    inclusion_proof_ranges(index, tree_size).map_or(0, |r| r.len())
 }
 
 fn consistency_proof_len(first: u64, second: u64) -> usize {
-    if first == 0 || first == second {
-        return 0;
-    }
-    let (mut m, mut n, mut whole, mut len) = (first, second, true, 0usize);
-    loop {
-        if m == n {
-            if !whole {
-                len += 1;
-            }
-            return len;
-        }
-        let k = split_point(n);
-        if m <= k {
-            n = k;
-        } else {
-            m -= k;
-            n -= k;
-            whole = false;
-        }
-        len += 1;
-    }
+    consistency_proof_ranges(first, second).map_or(0, |r| r.len())
 }
 
 /// Verifies a consistency proof exactly as RFC 9162 §2.1.4.2 describes. The RFC defines
@@ -654,18 +643,24 @@ mod tests {
     }
 
     #[test]
-    fn proof_lengths_match_constructed_proofs() {
-        let all = leaves(33);
-        for n in 1..=33u64 {
+    fn proof_ranges_tile_the_tree_without_overlap() {
+        // The inclusion ranges plus the leaf itself cover every leaf exactly once.
+        for n in 1..=40u64 {
             for m in 0..n {
-                let p = inclusion_proof(all.as_slice(), m, n).unwrap();
-                assert_eq!(p.len(), inclusion_proof_len(m, n));
-            }
-            for m in 0..=n {
-                let p = consistency_proof(all.as_slice(), m, n).unwrap();
-                assert_eq!(p.len(), consistency_proof_len(m, n));
+                let mut covered = vec![0u8; n as usize];
+                covered[m as usize] += 1;
+                for r in inclusion_proof_ranges(m, n).unwrap() {
+                    for i in r {
+                        covered[i as usize] += 1;
+                    }
+                }
+                assert!(covered.iter().all(|&c| c == 1), "m={m} n={n}");
             }
         }
+        assert_eq!(
+            consistency_proof_ranges(6, 8).unwrap(),
+            vec![4..6, 6..8, 0..4]
+        );
     }
 
     #[test]

@@ -530,3 +530,20 @@ proptest! {
         prop_assert!(named, "{:?} of seq {} not named:\n{}", tamper, seq, report);
     }
 }
+
+#[test]
+fn report_serialises_to_json_with_kind_and_message() {
+    let report = fixture("modified_entry_seq5.jsonl");
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["key_trust"], "trusted_keys");
+    let first = &json["findings"][0];
+    assert_eq!(first["line"], 8);
+    assert_eq!(first["kind"], "modified");
+    assert_eq!(first["seq"], 5);
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("entry seq 5 was modified")
+    );
+}
