@@ -30,6 +30,8 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 pub const LINK_WINDOW: usize = 4096;
 /// Findings kept in a report; further ones are only counted.
 pub const MAX_FINDINGS: usize = 1000;
+/// Public keys one file may embed (a log rotates its signing key rarely).
+pub const MAX_EMBEDDED_KEYS: usize = 256;
 
 const READ_CHUNK: usize = 1 << 20;
 
@@ -638,6 +640,15 @@ impl<'k> Verifier<'k> {
     }
 
     fn on_key(&mut self, bytes: &[u8]) {
+        if self.embedded.len() >= MAX_EMBEDDED_KEYS {
+            self.find(
+                self.line_no,
+                Problem::BadKey {
+                    reason: format!("more than {MAX_EMBEDDED_KEYS} keys in one file"),
+                },
+            );
+            return;
+        }
         match serde_json::from_slice::<KeyRecord>(bytes) {
             Ok(record) => {
                 self.embedded
