@@ -289,6 +289,9 @@ pub enum Problem {
     Malformed { reason: String },
     /// A line longer than [`MAX_LINE_BYTES`].
     LineTooLong,
+    /// Lines end in `\r\n`: the file went through a line-ending conversion, which changes
+    /// every entry's bytes. Reported once, at the first such line.
+    CrlfLineEndings,
     /// An embedded public key that cannot be used.
     BadKey { reason: String },
     /// The entry's bytes changed: its hash is not what the next entry's `prev` link records.
@@ -364,6 +367,10 @@ impl fmt::Display for Problem {
             Problem::BadHeader { reason } => write!(f, "bad header: {reason}"),
             Problem::Malformed { reason } => write!(f, "not a valid export record: {reason}"),
             Problem::LineTooLong => write!(f, "line longer than {MAX_LINE_BYTES} bytes, skipped"),
+            Problem::CrlfLineEndings => write!(
+                f,
+                "line ends with CR LF: the file was converted to other line endings, so entry hashes no longer match"
+            ),
             Problem::BadKey { reason } => write!(f, "unusable public key: {reason}"),
             Problem::Modified {
                 seq,
@@ -549,6 +556,7 @@ struct Verifier<'k> {
     first_after_head: Option<(u64, Option<u64>)>,
     misplaced_offset: Option<i128>,
     root_mismatch_pending: bool,
+    crlf_reported: bool,
     line_no: u64,
     report: VerifyReport,
 }
@@ -567,6 +575,7 @@ impl<'k> Verifier<'k> {
             first_after_head: None,
             misplaced_offset: None,
             root_mismatch_pending: false,
+            crlf_reported: false,
             line_no: 0,
             report: VerifyReport {
                 lines: 0,
@@ -598,6 +607,10 @@ impl<'k> Verifier<'k> {
     fn on_line(&mut self, bytes: &[u8]) {
         self.report.bytes += bytes.len() as u64 + 1;
         let line = self.line_no;
+        if !self.crlf_reported && bytes.ends_with(b"\r") {
+            self.crlf_reported = true;
+            self.find(line, Problem::CrlfLineEndings);
+        }
         if bytes.starts_with(b"{\"seq\":") {
             if line == 1 {
                 self.find(line, Problem::MissingHeader);

@@ -85,6 +85,9 @@ fn first(report: &VerifyReport) -> (u64, Problem) {
     (f.line, f.problem.clone())
 }
 
+/// `intact.jsonl` was written by an earlier build (`examples/audit_file sample … 10 4`). If it
+/// stops verifying, the canonical entry bytes, the tree hashing or the signed head bytes changed,
+/// and every log already written would stop verifying too.
 #[test]
 fn intact_fixture_verifies_against_the_trusted_key() {
     let report = fixture("intact.jsonl");
@@ -546,4 +549,45 @@ fn report_serialises_to_json_with_kind_and_message() {
             .unwrap()
             .contains("entry seq 5 was modified")
     );
+}
+
+#[test]
+fn crlf_converted_file_is_diagnosed_once() {
+    let (lines, key, _) = export_lines(6, 3);
+    let text = lines.join("\r\n") + "\r\n";
+    let report = verify(text.as_bytes(), Some(&[key.verifying_key()])).unwrap();
+    assert!(!report.is_intact());
+    let crlf: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.problem == Problem::CrlfLineEndings)
+        .collect();
+    assert_eq!(crlf.len(), 1, "{report}");
+    assert_eq!(crlf[0].line, 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Random bit flips anywhere never make the verifier panic; a flip inside an entry line is
+    /// always detected. (A flip elsewhere may be harmless, e.g. the case of a hex digit in a
+    /// head's root, which parses to the same hash.)
+    #[test]
+    fn bit_flips_never_panic_and_entry_flips_are_detected(
+        flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4),
+    ) {
+        let (lines, key, _) = export_lines(20, 6);
+        let mut bytes = (lines.join("\n") + "\n").into_bytes();
+        let mut entry_touched = false;
+        for (at, bit) in &flips {
+            let pos = at.index(bytes.len());
+            let line_start = bytes[..pos].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            entry_touched |= bytes[line_start..].starts_with(b"{\"seq\":");
+            bytes[pos] ^= 1 << bit;
+        }
+        let report = verify(bytes.as_slice(), Some(&[key.verifying_key()])).unwrap();
+        if entry_touched {
+            prop_assert!(!report.is_intact(), "flips {:?} went unnoticed", flips);
+        }
+    }
 }
