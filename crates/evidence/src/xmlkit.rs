@@ -122,10 +122,7 @@ pub(crate) fn walk<R: BufRead, H: XmlHandler>(
             }
         };
         match event {
-            Event::Start(element) | Event::Empty(element)
-                if root.is_some() && path.depth() == 0 =>
-            {
-                let _ = element;
+            Event::Start(_) | Event::Empty(_) if root.is_some() && path.depth() == 0 => {
                 return Err(EvidenceError::Syntax {
                     kind: kind.clone(),
                     location: at(&path, offset),

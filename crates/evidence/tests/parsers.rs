@@ -585,3 +585,23 @@ fn pack_declared_document_kinds_parse_as_documents() {
         "typos must not become documents"
     );
 }
+
+#[test]
+fn xml_with_two_root_elements_is_malformed() {
+    let xml = b"<testsuite name=\"a\"><testcase name=\"x\"/></testsuite><testsuite name=\"b\"/>";
+    let err = parse(&EvidenceKind::Junit, &xml[..], &Limits::default()).unwrap_err();
+    assert!(err.to_string().contains("second root element"), "{err}");
+}
+
+#[test]
+fn sarif_2_2_draft_logs_parse() {
+    let log = br#"{"version":"2.2","$schema":"https://raw.githubusercontent.com/oasis-tcs/sarif-spec/main/sarif-2.2/schema/sarif-2-2.schema.json",
+        "runs":[{"tool":{"driver":{"name":"Draft","rules":[{"id":"D1","defaultConfiguration":{"level":"error"}}]}},
+                 "results":[{"ruleId":"D1","message":{"text":"x"}}]}]}"#;
+    let parsed = parse(&EvidenceKind::Sarif, &log[..], &Limits::default()).unwrap();
+    let Facts::Sarif(facts) = parsed.facts else {
+        panic!()
+    };
+    assert_eq!(facts.sarif_version.as_deref(), Some("2.2"));
+    assert_eq!(facts.by_level.error, 1);
+}
