@@ -126,6 +126,12 @@ impl AuditEntry {
         Ok(entry)
     }
 
+    /// This entry's leaf index in the Merkle tree (`seq - 1`; 0 for a malformed seq 0).
+    #[must_use]
+    pub fn leaf_index(&self) -> u64 {
+        self.seq.saturating_sub(1)
+    }
+
     /// The RFC 9162 leaf hash of the canonical bytes.
     #[must_use]
     pub fn leaf_hash(&self) -> Hash {

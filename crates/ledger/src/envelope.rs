@@ -153,6 +153,23 @@ impl Kek {
         self.created
     }
 
+    /// This key as one key-file line (with the trailing newline): what `gatehouse keys
+    /// generate` appends. Zeroized when dropped.
+    #[must_use]
+    pub fn to_key_file_line(&self) -> Zeroizing<String> {
+        let key = Zeroizing::new(BASE64.encode(self.key.expose_secret()));
+        // Built by hand so that no intermediate serde buffer holds the key.
+        let mut line = Zeroizing::new(String::with_capacity(160));
+        line.push_str("{\"id\":\"");
+        line.push_str(self.id.as_str());
+        line.push_str("\",\"key\":\"");
+        line.push_str(&key);
+        line.push_str("\",\"created\":\"");
+        line.push_str(&self.created.to_string());
+        line.push_str("\"}\n");
+        line
+    }
+
     fn cipher(&self) -> Result<XChaCha20Poly1305, EnvelopeError> {
         XChaCha20Poly1305::new_from_slice(self.key.expose_secret())
             .map_err(|_| EnvelopeError::Malformed("key-encryption key length"))
@@ -254,16 +271,7 @@ impl Keyring {
     pub fn to_key_file(&self) -> Zeroizing<String> {
         let mut out = Zeroizing::new(String::new());
         for kek in &self.keys {
-            let mut key = Zeroizing::new(BASE64.encode(kek.key.expose_secret()));
-            // Built by hand so that no intermediate serde buffer holds the key.
-            out.push_str("{\"id\":\"");
-            out.push_str(kek.id.as_str());
-            out.push_str("\",\"key\":\"");
-            out.push_str(&key);
-            out.push_str("\",\"created\":\"");
-            out.push_str(&kek.created.to_string());
-            out.push_str("\"}\n");
-            key.zeroize();
+            out.push_str(&kek.to_key_file_line());
         }
         out
     }

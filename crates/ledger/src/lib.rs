@@ -25,7 +25,8 @@ pub use entry::{AppendedEntry, AuditEntry, AuditOutcome, AuditRecord, Ledger};
 pub use envelope::{Kek, KekId, Keyring, SealedObject, WrappedDataKey, open, rewrap, seal};
 pub use export::{Finding, Problem, VerifyReport, export, verify};
 pub use merkle::{
-    CompactRange, Hash, LeafHashSource, consistency_proof, consistency_proof_ranges,
-    inclusion_proof, inclusion_proof_ranges, verify_consistency, verify_inclusion,
+    CompactRange, ConsistencyProof, Hash, InclusionProof, LeafHashSource, consistency_proof,
+    consistency_proof_ranges, inclusion_proof, inclusion_proof_ranges, verify_consistency,
+    verify_inclusion,
 };
 pub use sth::{KeyId, LogSigningKey, LogVerifyingKey, SignedTreeHead};

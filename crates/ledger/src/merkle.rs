@@ -435,6 +435,73 @@ pub fn consistency_proof<S: LeafHashSource + ?Sized>(
         .collect()
 }
 
+/// An inclusion proof as served over the API: leaf `leaf_index` (0-based; audit entry
+/// `seq = leaf_index + 1`) is in the tree of `tree_size` leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub path: Vec<Hash>,
+}
+
+impl InclusionProof {
+    /// Builds the proof from `source`.
+    pub fn build<S: LeafHashSource + ?Sized>(
+        source: &S,
+        leaf_index: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, ProofError> {
+        Ok(InclusionProof {
+            leaf_index,
+            tree_size,
+            path: inclusion_proof(source, leaf_index, tree_size)?,
+        })
+    }
+
+    /// Checks that `leaf` is at `leaf_index` in the tree with `root` (of `tree_size` leaves;
+    /// take both from a verified signed tree head).
+    pub fn verify(&self, leaf: &Hash, root: &Hash) -> Result<(), ProofError> {
+        verify_inclusion(leaf, self.leaf_index, self.tree_size, &self.path, root)
+    }
+}
+
+/// A consistency proof as served over the API: the tree of `first_size` leaves is a prefix of
+/// the tree of `second_size` leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    pub first_size: u64,
+    pub second_size: u64,
+    pub path: Vec<Hash>,
+}
+
+impl ConsistencyProof {
+    /// Builds the proof from `source`.
+    pub fn build<S: LeafHashSource + ?Sized>(
+        source: &S,
+        first_size: u64,
+        second_size: u64,
+    ) -> Result<ConsistencyProof, ProofError> {
+        Ok(ConsistencyProof {
+            first_size,
+            second_size,
+            path: consistency_proof(source, first_size, second_size)?,
+        })
+    }
+
+    /// Checks the proof against the roots of the two trees (from two verified signed heads).
+    pub fn verify(&self, first_root: &Hash, second_root: &Hash) -> Result<(), ProofError> {
+        verify_consistency(
+            self.first_size,
+            self.second_size,
+            first_root,
+            second_root,
+            &self.path,
+        )
+    }
+}
+
 /// Verifies an inclusion proof exactly as RFC 9162 §2.1.3.2 describes.
 pub fn verify_inclusion(
     leaf: &Hash,

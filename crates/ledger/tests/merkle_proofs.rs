@@ -282,3 +282,20 @@ fn sources_that_serve_subtree_roots_build_identical_proofs_with_log_reads() {
     let first = root_of_leaf_hashes(&leaves[..300]);
     verify_consistency(300, 1000, &first, &root_of_leaf_hashes(&leaves), &proof).unwrap();
 }
+
+#[test]
+fn api_proof_types_round_trip_through_json_and_verify() {
+    let (v, leaves) = vectors();
+    let proof = gatehouse_ledger::InclusionProof::build(leaves.as_slice(), 5, 8).unwrap();
+    let json = serde_json::to_string(&proof).unwrap();
+    let back: gatehouse_ledger::InclusionProof = serde_json::from_str(&json).unwrap();
+    back.verify(&leaves[5], &v.roots[7]).unwrap();
+    assert!(back.verify(&leaves[4], &v.roots[7]).is_err());
+
+    let proof = gatehouse_ledger::ConsistencyProof::build(leaves.as_slice(), 6, 8).unwrap();
+    let json = serde_json::to_string(&proof).unwrap();
+    assert!(json.contains("0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a"));
+    let back: gatehouse_ledger::ConsistencyProof = serde_json::from_str(&json).unwrap();
+    back.verify(&v.roots[5], &v.roots[7]).unwrap();
+    assert!(back.verify(&v.roots[4], &v.roots[7]).is_err());
+}
