@@ -6,9 +6,12 @@
 //! pack-level operational rules that go with it (traceability matrix, suspect links,
 //! improvement backlog, OSCAL export). It is pure: no async runtime, no database, no clock.
 
+pub mod backlog;
 pub mod document;
+pub mod export;
 pub mod json;
 pub mod report;
+pub mod trace;
 pub mod validate;
 
 use std::io::Read;

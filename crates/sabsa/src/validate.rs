@@ -110,9 +110,10 @@ impl Check {
                  a command (a ``` code block or an inline `code` span)",
             ),
             Check::Playbooks => Some(
-                "6-3 content has a line naming a key compromise (key + compromised/leaked/exposed), \
-                 mentions a data breach, and names an access-control failure (access failure, \
-                 authentication bypass, privilege escalation, unauthorized access)",
+                "6-3 content has a Markdown heading for each scenario: a key compromise (key, \
+                 credential or secret + compromised/leaked/exposed/stolen), a data breach (breach, \
+                 or data + exfiltration/leak/exposure) and an access-control failure \
+                 (access/authorization/authentication + failure/bypass/unauthorized/escalation)",
             ),
             Check::Maintenance => Some(
                 "6-4 content states a schedule (schedule, cron, daily..annually), automation \
@@ -912,22 +913,48 @@ fn missing_elements(check: Check, text: &str) -> Vec<&'static str> {
             );
         }
         Check::Playbooks => {
-            let key = lines.iter().any(|l| {
-                has_word(l, "key") || has_word(l, "keys") || l.contains("credential")
-            } && ["compromis", "leak", "exposed", "stolen"].iter().any(|w| l.contains(w)));
-            need(key, "a key compromise playbook");
-            need(any(&["breach"]), "a data breach playbook");
+            // A scenario is covered when a playbook is headed for it; a passing mention
+            // ("decide whether a data breach occurred") inside another playbook is not coverage.
+            let headings: Vec<&str> = lines
+                .iter()
+                .map(|l| l.trim_start())
+                .filter(|l| l.starts_with('#'))
+                .collect();
+            let headed = |test: &dyn Fn(&str) -> bool| headings.iter().any(|h| test(h));
             need(
-                any(&[
-                    "access control failure",
-                    "access-control failure",
-                    "access failure",
-                    "authentication bypass",
-                    "authorization bypass",
-                    "privilege escalation",
-                    "unauthorized access",
-                    "unauthorised access",
-                ]),
+                headed(&|h| {
+                    [
+                        "key",
+                        "keys",
+                        "credential",
+                        "credentials",
+                        "secret",
+                        "secrets",
+                    ]
+                    .iter()
+                    .any(|w| has_word(h, w))
+                        && ["compromis", "leak", "expos", "stolen", "theft"]
+                            .iter()
+                            .any(|w| h.contains(w))
+                }),
+                "a key compromise playbook",
+            );
+            need(
+                headed(&|h| {
+                    h.contains("breach")
+                        || h.contains("data")
+                            && ["exfiltrat", "leak", "expos"].iter().any(|w| h.contains(w))
+                }),
+                "a data breach playbook",
+            );
+            need(
+                headed(&|h| {
+                    (h.contains("access") || h.contains("authori") || h.contains("authenticat"))
+                        && ["fail", "bypass", "unauthori", "escalat", "broken"]
+                            .iter()
+                            .any(|w| h.contains(w))
+                        || h.contains("privilege escalation")
+                }),
                 "an access-control failure playbook",
             );
         }
