@@ -21,10 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostic::{Diagnostic, Location, Sources};
 use crate::located::{LineOffsetGuard, Located};
-use crate::model::{
-    Alert, Control, Document, EscalationPolicy, HealthCheck, Improvement, Kind, Kpi, Maintenance,
-    Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule, SupportTier, Team,
-};
+use crate::model::{Document, Kind};
 use crate::pack::{Entry, Pack};
 
 /// Largest pack file read. Larger files are refused unread: a policy pack is hand-written
@@ -34,6 +31,8 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 pub const MAX_DIR_DEPTH: usize = 32;
 /// Most YAML files read from one pack.
 pub const MAX_FILES: usize = 20_000;
+/// Most threads used to parse files.
+pub const MAX_PARSE_THREADS: usize = 4;
 /// Deepest YAML nesting (mappings and sequences) accepted in a document.
 pub const MAX_YAML_DEPTH: usize = 64;
 /// Most YAML events replayed through aliases in one document (alias-bomb guard).
@@ -105,7 +104,8 @@ pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Lo
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut builder = Builder::default();
     for (path, text) in files {
-        builder.add_text(&path, path.as_os_str().as_encoded_bytes(), text);
+        let parsed = parse_file(&path, text);
+        builder.add_parsed(&path, path.as_os_str().as_encoded_bytes(), text, parsed);
     }
     let mut loaded = builder.finish();
     let lint = crate::lint::lint(&loaded.pack);
@@ -159,15 +159,73 @@ pub fn load_unlinted(dir: &Path) -> Result<LoadedPack, PackError> {
         );
         files.truncate(MAX_FILES);
     }
+    let mut texts: Vec<(PathBuf, String)> = Vec::with_capacity(files.len());
     for path in files {
-        let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
         if let Some(text) = read_text(&path, &mut builder.diagnostics, &mut builder.sources) {
-            builder.add_text(&path, relative.as_os_str().as_encoded_bytes(), &text);
+            texts.push((path, text));
         }
+    }
+    let parsed = parse_all(&texts);
+    for ((path, text), parsed) in texts.iter().zip(parsed) {
+        let relative = path.strip_prefix(dir).unwrap_or(path);
+        builder.add_parsed(path, relative.as_os_str().as_encoded_bytes(), text, parsed);
     }
     let mut loaded = builder.finish();
     sort_diagnostics(&mut loaded.diagnostics);
     Ok(loaded)
+}
+
+/// Parses files on up to [`MAX_PARSE_THREADS`] threads, returning results in input order.
+fn parse_all(texts: &[(PathBuf, String)]) -> Vec<FileParse> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_PARSE_THREADS)
+        .min(texts.len().max(1));
+    if threads == 1 {
+        return texts.iter().map(|(p, t)| parse_file(p, t)).collect();
+    }
+    // Workers take the next unparsed file from a shared counter, so one large file does not
+    // leave the other threads idle.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, FileParse)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((path, text)) = texts.get(i) else {
+                            break;
+                        };
+                        done.push((i, parse_file(path, text)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    // A worker that panicked (a parser bug) lost its files; report them rather than vanish.
+    let mut out = Vec::with_capacity(texts.len());
+    let mut results = results.into_iter().peekable();
+    for (i, (path, _)) in texts.iter().enumerate() {
+        match results.next_if(|(j, _)| *j == i) {
+            Some((_, parsed)) => out.push(parsed),
+            None => out.push(FileParse {
+                documents: Vec::new(),
+                diagnostics: vec![
+                    Diagnostic::error("io-error", "internal error while parsing this file")
+                        .at(Location::file(path))
+                        .with_hint("please report this as a gatehouse bug"),
+                ],
+            }),
+        }
+    }
+    out
 }
 
 fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
@@ -476,18 +534,16 @@ struct Builder {
 }
 
 impl Builder {
-    fn add_text(&mut self, path: &Path, digest_name: &[u8], text: &str) {
+    fn add_parsed(&mut self, path: &Path, digest_name: &[u8], text: &str, parsed: FileParse) {
         // Path, length and bytes: renaming or moving a file changes the digest, and no two
         // different packs can produce the same byte stream.
         self.hasher.update((digest_name.len() as u64).to_le_bytes());
         self.hasher.update(digest_name);
         self.hasher.update((text.len() as u64).to_le_bytes());
         self.hasher.update(text.as_bytes());
-        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-        for chunk in split_documents(body) {
-            if let Some(document) = self.parse_document(path, &chunk) {
-                self.accept(path, document);
-            }
+        self.diagnostics.extend(parsed.diagnostics);
+        for document in parsed.documents {
+            self.accept(path, document);
         }
         self.sources.insert(path, text);
     }
@@ -514,10 +570,47 @@ impl Builder {
             document,
         });
     }
+}
 
+/// The documents and findings of one file. Files parse independently (and in parallel);
+/// cross-file checks such as duplicate ids happen when the results are merged in path order.
+#[derive(Default)]
+struct FileParse {
+    documents: Vec<Document>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn parse_file(path: &Path, text: &str) -> FileParse {
+    let mut parsed = FileParse::default();
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for chunk in split_documents(body) {
+        if let Some(document) = parsed.parse_document(path, &chunk) {
+            parsed.documents.push(document);
+        }
+    }
+    parsed
+}
+
+impl FileParse {
     fn parse_document(&mut self, path: &Path, chunk: &Chunk<'_>) -> Option<Document> {
         let offset = chunk.first_line - 1;
         let _guard = LineOffsetGuard::new(offset);
+        // Fast path: a block document states its kind on a top-level `kind: Name` line, so it
+        // can be deserialized straight into its struct (one parse instead of two, which halves
+        // load time). The struct's own `kind` field confirms the guess; anything unusual
+        // (flow-style document, quoted kind, mismatch) takes the general path below.
+        if let Some(kind) = quick_kind(chunk.text) {
+            match parse_kind(kind, chunk) {
+                Ok(document) if document.kind_field().value == kind.as_str() => {
+                    return self.check_id(path, document);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.report_typed_error(path, offset, chunk, kind, &e);
+                    return None;
+                }
+            }
+        }
         let header: Header = match serde_saphyr::from_str_with_options(chunk.text, parse_options())
         {
             Ok(h) => h,
@@ -527,11 +620,10 @@ impl Builder {
                 return None;
             }
         };
-        let doc_start = first_content_location(path, chunk);
         let Some(kind_text) = header.kind else {
             self.diagnostics.push(
                 Diagnostic::error("missing-kind", "document has no `kind:`")
-                    .at(doc_start)
+                    .at(first_content_location(path, chunk))
                     .with_hint(format!("add `kind:` with one of: {}", kind_list())),
             );
             return None;
@@ -547,59 +639,70 @@ impl Builder {
             );
             return None;
         };
-        let Some(id) = header.id else {
-            self.diagnostics.push(
-                Diagnostic::error("missing-id", format!("{kind} document has no `id:`"))
-                    .at(doc_start)
-                    .with_hint("add `id:`, unique across the pack; other documents refer to it"),
-            );
-            return None;
-        };
-        if !is_valid_id(&id.value) {
-            self.diagnostics.push(
-                Diagnostic::error("invalid-id", format!("`{}` is not a valid id", id.value))
-                    .at(Location::new(path, id.line, id.column))
-                    .with_hint(
-                        "ids start with a letter or digit and use letters, digits, `.`, `_`, `-` or `:`",
-                    ),
-            );
+        if header.id.is_none() {
+            self.diagnostics.push(missing_id(path, chunk, kind));
             return None;
         }
-        let result = match kind {
-            Kind::Role => typed::<Role>(chunk).map(Document::Role),
-            Kind::Person => typed::<Person>(chunk).map(Document::Person),
-            Kind::Team => typed::<Team>(chunk).map(Document::Team),
-            Kind::ReleaseClass => typed::<ReleaseClass>(chunk).map(Document::ReleaseClass),
-            Kind::Control => typed::<Control>(chunk).map(Document::Control),
-            Kind::RiskModel => typed::<RiskModel>(chunk).map(Document::RiskModel),
-            Kind::Alert => typed::<Alert>(chunk).map(Document::Alert),
-            Kind::Schedule => typed::<Schedule>(chunk).map(Document::Schedule),
-            Kind::EscalationPolicy => {
-                typed::<EscalationPolicy>(chunk).map(Document::EscalationPolicy)
-            }
-            Kind::SupportTier => typed::<SupportTier>(chunk).map(Document::SupportTier),
-            Kind::HealthCheck => typed::<HealthCheck>(chunk).map(Document::HealthCheck),
-            Kind::Runbook => typed::<Runbook>(chunk).map(Document::Runbook),
-            Kind::Playbook => typed::<Playbook>(chunk).map(Document::Playbook),
-            Kind::Maintenance => typed::<Maintenance>(chunk).map(Document::Maintenance),
-            Kind::Kpi => typed::<Kpi>(chunk).map(Document::Kpi),
-            Kind::Improvement => typed::<Improvement>(chunk).map(Document::Improvement),
-        };
-        match result {
-            Ok(document) => Some(document),
+        match parse_kind(kind, chunk) {
+            Ok(document) => self.check_id(path, document),
             Err(e) => {
-                let mut d = yaml_diagnostic(path, offset, chunk, &e);
-                if d.code == "unknown-key" && d.hint.is_none() {
-                    d.hint = Some(format!(
-                        "see `gatehouse schema` or docs/pack.md for the fields of {kind}"
-                    ));
-                }
-                self.diagnostics.push(d);
+                self.report_typed_error(path, offset, chunk, kind, &e);
                 None
             }
         }
     }
 
+    fn check_id(&mut self, path: &Path, document: Document) -> Option<Document> {
+        let id = document.id();
+        if is_valid_id(&id.value) {
+            return Some(document);
+        }
+        self.diagnostics.push(
+            Diagnostic::error("invalid-id", format!("`{}` is not a valid id", id.value))
+                .at(Location::new(path, id.line, id.column))
+                .with_hint(
+                    "ids start with a letter or digit and use letters, digits, `.`, `_`, `-` or `:`",
+                ),
+        );
+        None
+    }
+
+    fn report_typed_error(
+        &mut self,
+        path: &Path,
+        offset: u32,
+        chunk: &Chunk<'_>,
+        kind: Kind,
+        error: &serde_saphyr::Error,
+    ) {
+        // A type error can be an artifact of broken YAML later in the document (an unclosed
+        // bracket reads as a sequence). Walking the whole document untyped finds syntax errors
+        // and limit breaches, which are reported instead: they are the thing to fix first.
+        if let Err(walk) = serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(
+            chunk.text,
+            parse_options(),
+        ) {
+            let d = yaml_diagnostic(path, offset, chunk, &walk);
+            if matches!(d.code, "yaml-syntax" | "yaml-limit" | "duplicate-key") {
+                self.diagnostics.push(d);
+                return;
+            }
+        }
+        if let serde_saphyr::Error::SerdeMissingField { field: "id", .. } = error {
+            self.diagnostics.push(missing_id(path, chunk, kind));
+            return;
+        }
+        let mut d = yaml_diagnostic(path, offset, chunk, error);
+        if d.code == "unknown-key" {
+            d.hint = Some(format!(
+                "see `gatehouse schema` or docs/pack.md for the fields of {kind}"
+            ));
+        }
+        self.diagnostics.push(d);
+    }
+}
+
+impl Builder {
     fn finish(self) -> LoadedPack {
         let digest = format!("{:x}", self.hasher.finalize());
         LoadedPack {
@@ -608,6 +711,42 @@ impl Builder {
             sources: self.sources,
         }
     }
+}
+
+fn missing_id(path: &Path, chunk: &Chunk<'_>, kind: Kind) -> Diagnostic {
+    Diagnostic::error("missing-id", format!("{kind} document has no `id:`"))
+        .at(first_content_location(path, chunk))
+        .with_hint("add `id:`, unique across the pack; other documents refer to it")
+}
+
+/// The kind named on a top-level `kind: Name` line (column 0, plain scalar), if any.
+fn quick_kind(text: &str) -> Option<Kind> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix("kind:")?;
+        let value = value.split(" #").next().unwrap_or(value).trim();
+        Kind::parse(value)
+    })
+}
+
+fn parse_kind(kind: Kind, chunk: &Chunk<'_>) -> Result<Document, serde_saphyr::Error> {
+    Ok(match kind {
+        Kind::Role => Document::Role(typed(chunk)?),
+        Kind::Person => Document::Person(typed(chunk)?),
+        Kind::Team => Document::Team(typed(chunk)?),
+        Kind::ReleaseClass => Document::ReleaseClass(typed(chunk)?),
+        Kind::Control => Document::Control(typed(chunk)?),
+        Kind::RiskModel => Document::RiskModel(typed(chunk)?),
+        Kind::Alert => Document::Alert(typed(chunk)?),
+        Kind::Schedule => Document::Schedule(typed(chunk)?),
+        Kind::EscalationPolicy => Document::EscalationPolicy(typed(chunk)?),
+        Kind::SupportTier => Document::SupportTier(typed(chunk)?),
+        Kind::HealthCheck => Document::HealthCheck(typed(chunk)?),
+        Kind::Runbook => Document::Runbook(typed(chunk)?),
+        Kind::Playbook => Document::Playbook(typed(chunk)?),
+        Kind::Maintenance => Document::Maintenance(typed(chunk)?),
+        Kind::Kpi => Document::Kpi(typed(chunk)?),
+        Kind::Improvement => Document::Improvement(typed(chunk)?),
+    })
 }
 
 fn typed<T: DeserializeOwned>(chunk: &Chunk<'_>) -> Result<T, serde_saphyr::Error> {
@@ -702,6 +841,9 @@ fn yaml_diagnostic(
         E::Budget { breach, .. } => format!("YAML safety limit exceeded: {breach:?}"),
         E::InvalidScalar { ty, .. } => {
             format!("expected {}", scalar_description(ty))
+        }
+        _ if code == "yaml-limit" && rendered.contains("recursion limit") => {
+            format!("YAML nested too deeply ({rendered})")
         }
         _ => rendered,
     };

@@ -843,6 +843,10 @@ macro_rules! kinds {
             pub fn kind(&self) -> Kind {
                 match self { $( Document::$kind(_) => Kind::$kind, )* }
             }
+            /// The `kind:` value as written (always this document's kind name once loaded).
+            pub fn kind_field(&self) -> &Located<String> {
+                match self { $( Document::$kind(d) => &d.kind, )* }
+            }
             pub fn id(&self) -> &Located<String> {
                 match self { $( Document::$kind(d) => &d.id, )* }
             }
