@@ -7,7 +7,7 @@
 //! `sample` signs with a fixed, publicly known demo key so that its output is reproducible.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write as _};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -91,7 +91,8 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
             // `verify` buffers on its own; a BufReader would only add a copy.
             let report = verify(File::open(path)?, None)?;
             let secs = started.elapsed().as_secs_f64();
-            print!("{report}");
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = write!(std::io::stdout().lock(), "{report}");
             eprintln!(
                 "verified {} bytes in {:.3} s: {:.1} MB/s",
                 report.bytes,

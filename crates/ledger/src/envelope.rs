@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use jiff::Timestamp;
-use secrecy::{ExposeSecret, SecretBox};
+use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -123,9 +123,9 @@ impl fmt::Debug for Kek {
 impl Kek {
     /// A fresh random key, with an id made of the creation date and random hex.
     pub fn generate(created: Timestamp) -> Result<Kek, EnvelopeError> {
-        let key = SecretBox::new(Box::new([0u8; KEY_LEN]));
-        let mut key = key;
-        fill_random(secrecy::ExposeSecretMut::expose_secret_mut(&mut key))?;
+        // Filled in place inside the box, so the key never sits in a stack copy.
+        let mut key = SecretBox::new(Box::new([0u8; KEY_LEN]));
+        fill_random(key.expose_secret_mut())?;
         let mut tag = [0u8; 4];
         fill_random(&mut tag)?;
         let date = created.strftime("%Y%m%d");
@@ -139,7 +139,7 @@ impl Kek {
         Kek {
             id,
             created,
-            key: SecretBox::new(Box::new(*bytes)),
+            key: SecretBox::init_with_mut(|k: &mut [u8; KEY_LEN]| k.copy_from_slice(bytes)),
         }
     }
 

@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufWriter, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -543,12 +544,53 @@ struct Dangling {
     prev: Hash,
 }
 
+/// Hashes of SHA-256 outputs: they are uniformly random already, so their first bytes are a
+/// perfectly good hash and SipHash would only slow the hot path.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(word);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// How many remembered entries (or pending links) carry each hash: lets a miss be answered
+/// without scanning the window, so a badly damaged file still verifies in linear time.
+#[derive(Default)]
+struct HashCounts(HashMap<Hash, u32, BuildHasherDefault<DigestHasher>>);
+
+impl HashCounts {
+    fn add(&mut self, hash: Hash) {
+        *self.0.entry(hash).or_insert(0) += 1;
+    }
+    fn remove(&mut self, hash: &Hash) {
+        if let Some(count) = self.0.get_mut(hash) {
+            *count -= 1;
+            if *count == 0 {
+                self.0.remove(hash);
+            }
+        }
+    }
+    fn contains(&self, hash: &Hash) -> bool {
+        self.0.contains_key(hash)
+    }
+}
+
 struct Verifier<'k> {
     trusted: Option<&'k [LogVerifyingKey]>,
     embedded: HashMap<KeyId, LogVerifyingKey>,
     range: CompactRange,
     recent: VecDeque<Mark>,
+    recent_leaves: HashCounts,
     dangling: VecDeque<Dangling>,
+    dangling_prevs: HashCounts,
     max_seq: Option<u64>,
     first_seq_anomaly: Option<(u64, u64, u64)>,
     verified_size: u64,
@@ -568,7 +610,9 @@ impl<'k> Verifier<'k> {
             embedded: HashMap::new(),
             range: CompactRange::new(),
             recent: VecDeque::with_capacity(LINK_WINDOW + 1),
+            recent_leaves: HashCounts::default(),
             dangling: VecDeque::new(),
+            dangling_prevs: HashCounts::default(),
             max_seq: None,
             first_seq_anomaly: None,
             verified_size: 0,
@@ -721,10 +765,11 @@ impl<'k> Verifier<'k> {
         };
 
         // An earlier entry linked to this one: it was moved later in the file.
-        if !self.dangling.is_empty()
+        if self.dangling_prevs.contains(&leaf)
             && let Some(pos) = self.dangling.iter().position(|d| d.prev == leaf)
             && let Some(d) = self.dangling.remove(pos)
         {
+            self.dangling_prevs.remove(&d.prev);
             mark.referenced = true;
             mark.explained = true;
             self.find(
@@ -764,17 +809,22 @@ impl<'k> Verifier<'k> {
 
         let genesis = seq == 1 && prev == Hash::ZERO;
         if !genesis {
-            match self
-                .recent
-                .iter_mut()
-                .rev()
-                .find(|m| m.leaf == prev && !m.copy)
-            {
+            let pred = match self.recent.back_mut() {
+                Some(last) if last.leaf == prev && !last.copy => Some(last),
+                _ if self.recent_leaves.contains(&prev) => self
+                    .recent
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.leaf == prev && !m.copy),
+                _ => None,
+            };
+            match pred {
                 Some(pred) => pred.referenced = true,
                 None => {
                     if self.dangling.len() >= LINK_WINDOW {
                         self.settle_oldest_dangling();
                     }
+                    self.dangling_prevs.add(prev);
                     self.dangling.push_back(Dangling {
                         idx,
                         line,
@@ -788,6 +838,7 @@ impl<'k> Verifier<'k> {
     }
 
     fn remember(&mut self, mark: Mark) {
+        self.recent_leaves.add(mark.leaf);
         self.recent.push_back(mark);
         if self.recent.len() > LINK_WINDOW {
             let oldest = self.recent.front().map_or(0, |m| m.idx);
@@ -795,6 +846,7 @@ impl<'k> Verifier<'k> {
                 self.settle_oldest_dangling();
             }
             if let Some(evicted) = self.recent.pop_front() {
+                self.recent_leaves.remove(&evicted.leaf);
                 self.settle_mark(&evicted);
             }
         }
@@ -811,6 +863,7 @@ impl<'k> Verifier<'k> {
         let Some(d) = self.dangling.pop_front() else {
             return;
         };
+        self.dangling_prevs.remove(&d.prev);
         let pred = if d.idx == 0 {
             None
         } else {
