@@ -1,0 +1,946 @@
+//! The compiled plan: every loaded rule turned into one shared structure built for speed.
+//!
+//! * **Atoms.** Each `field|modifiers: value` becomes atoms (field, matcher), shared between
+//!   rules: two rules testing `Image|endswith: '\cmd.exe'` test it once per event.
+//! * **Field dispatch + shared Aho-Corasick.** All literal needles of all rules on one field
+//!   (exact, prefix, suffix, contains, and the longest literal of a wildcard pattern) go into
+//!   one Aho-Corasick automaton per field (one for case-folded needles, one for `cased`).
+//!   An event runs each automaton once over each value of that field; every hit sets its atoms.
+//!   Fields no rule names are never looked at.
+//! * **Prefilter.** For each rule a set of automaton atoms is derived such that the rule
+//!   cannot match unless one of them fired (its "trigger"). Only rules whose trigger fired (or
+//!   that have none, e.g. rules that are pure negations or regexes) are evaluated.
+//! * **Log-source dispatch.** The rules that can apply to an event source (a Windows channel
+//!   and event id) are computed once per source and cached.
+//! * **Lazy expensive checks.** Regexes, numeric, CIDR, field-reference and keyword atoms are
+//!   evaluated only when a candidate rule's condition reaches them, at most once per event.
+//!
+//! Regexes use the `regex` crate (finite automata, no backtracking): matching time is linear in
+//! the input for every pattern, so no rule can make an event take exponential time.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use serde_json::Value;
+
+use crate::condition::Condition;
+use crate::event::{EventView, FieldId, FieldIndex, build_view, parse_timestamp};
+use crate::rule::{
+    CorrelationRule, Level, LogSource, RuleSet, SearchIdentifier, Selection, SigmaRule, SourceRef,
+};
+use crate::value::{FieldTest, RefMode, Shape, TimePart, ValueMatcher, fold_case};
+use crate::windows::{EventSource, logsource_applies};
+
+type AtomId = u32;
+/// A literal searched by a field automaton, the atom it serves and how a hit is checked.
+type Needle = (String, AtomId, UseKind);
+
+#[derive(Debug, Clone)]
+enum Expr {
+    Const(bool),
+    Atom(AtomId),
+    Not(Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    AtLeast(usize, Vec<Expr>),
+}
+
+#[derive(Debug)]
+struct Atom {
+    /// `None`: keyword, searched in every value of the event.
+    field: Option<FieldId>,
+    matcher: ValueMatcher,
+    /// Set by the Aho-Corasick pass (never evaluated lazily).
+    by_automaton: bool,
+    /// Length of the needle the automaton searches (prefilter selectivity).
+    needle_len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum UseKind {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+    Glob,
+}
+
+#[derive(Debug)]
+struct AcSet {
+    automaton: AhoCorasick,
+    uses: Vec<Vec<(AtomId, UseKind)>>,
+}
+
+#[derive(Debug, Default)]
+struct FieldAutomata {
+    folded: Option<AcSet>,
+    cased: Option<AcSet>,
+}
+
+/// What the engine reports about a rule.
+#[derive(Debug, Clone)]
+pub struct RuleInfo {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub title: String,
+    pub level: Option<Level>,
+    pub logsource: LogSource,
+    pub source: SourceRef,
+    /// False when the rule only feeds correlations (`generate: false`, the default).
+    pub standalone: bool,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    info: RuleInfo,
+    expr: Expr,
+    trigger: Option<Vec<AtomId>>,
+    /// Fields whose values correlations need from this rule's events.
+    captures: Vec<(String, FieldId)>,
+}
+
+#[derive(Debug)]
+struct SourceRules {
+    applicable: Vec<bool>,
+    untriggered: Vec<u32>,
+}
+
+/// One field that made a rule match, and the event's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedField {
+    pub field: String,
+    pub value: String,
+}
+
+/// A rule that matched an event.
+#[derive(Debug, Clone)]
+pub struct RuleMatch {
+    /// Index of the rule in [`Engine::rule`].
+    pub rule: usize,
+    pub fields: Vec<MatchedField>,
+    /// Values captured for correlations: (field name, value as text).
+    pub captures: Vec<(String, Option<String>)>,
+}
+
+/// Per-thread working memory, reused across events so matching does not allocate per atom.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    generation: u32,
+    atom_gen: Vec<u32>,
+    atom_val: Vec<bool>,
+    rule_gen: Vec<u32>,
+    folded: Vec<String>,
+    folded_gen: Vec<u32>,
+    hit_atoms: Vec<AtomId>,
+    candidates: Vec<u32>,
+}
+
+impl Scratch {
+    fn begin(&mut self, atoms: usize, rules: usize, bindings: usize) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Wrapped: old marks could collide with the new generation, so clear them.
+            self.atom_gen.iter_mut().for_each(|g| *g = 0);
+            self.rule_gen.iter_mut().for_each(|g| *g = 0);
+            self.folded_gen.iter_mut().for_each(|g| *g = 0);
+            self.generation = 1;
+        }
+        self.atom_gen.resize(atoms, 0);
+        self.atom_val.resize(atoms, false);
+        self.rule_gen.resize(rules, 0);
+        if self.folded.len() < bindings {
+            self.folded.resize_with(bindings, String::new);
+            self.folded_gen.resize(bindings, 0);
+        }
+        self.hit_atoms.clear();
+        self.candidates.clear();
+    }
+}
+
+/// Text of a scalar event value (numbers and booleans as JSON writes them).
+pub fn value_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+fn value_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let t = s.trim();
+            t.parse::<f64>().ok().or_else(|| {
+                let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"))?;
+                u64::from_str_radix(hex, 16).ok().map(|x| x as f64)
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Extracts a time part from a timestamp value (time modifiers).
+pub fn time_part(v: &Value, part: TimePart) -> Option<f64> {
+    let text = value_text(v)?;
+    let ts = parse_timestamp(&text)?;
+    let dt = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    Some(f64::from(match part {
+        TimePart::Minute => i32::from(dt.minute()),
+        TimePart::Hour => i32::from(dt.hour()),
+        TimePart::Day => i32::from(dt.day()),
+        TimePart::Week => i32::from(dt.iso_week_date().week()),
+        TimePart::Month => i32::from(dt.month()),
+        TimePart::Year => i32::from(dt.year()),
+    }))
+}
+
+/// Does one event value satisfy a single-value matcher? (Not for `Exists`, `Null`, `FieldRef`,
+/// which look at the field as a whole.) `folded` is the case-folded text when available.
+pub fn value_matches(matcher: &ValueMatcher, v: &Value, folded: Option<&str>) -> bool {
+    match matcher {
+        ValueMatcher::Pattern { pattern, cased } => match value_text(v) {
+            Some(text) => {
+                if *cased {
+                    pattern.matches(&text)
+                } else {
+                    match folded {
+                        Some(f) => pattern.matches(f),
+                        None => pattern.matches(&fold_case(&text)),
+                    }
+                }
+            }
+            None => false,
+        },
+        ValueMatcher::Regex(re) => value_text(v).is_some_and(|t| re.is_match(&t)),
+        ValueMatcher::Compare {
+            op,
+            value,
+            time_part: part,
+        } => {
+            let left = match part {
+                Some(p) => time_part(v, *p),
+                None => value_number(v),
+            };
+            left.is_some_and(|l| op.holds(l, *value))
+        }
+        ValueMatcher::Cidr(c) => value_text(v)
+            .and_then(|t| t.trim().parse().ok())
+            .is_some_and(|ip| c.contains(ip)),
+        ValueMatcher::Exists(_) | ValueMatcher::Null | ValueMatcher::FieldRef { .. } => false,
+    }
+}
+
+/// Compares two field values for `fieldref`.
+pub fn fieldref_matches(mode: RefMode, cased: bool, left: &Value, right: &Value) -> bool {
+    let (Some(l), Some(r)) = (value_text(left), value_text(right)) else {
+        return false;
+    };
+    let (l, r) = if cased {
+        (l.into_owned(), r.into_owned())
+    } else {
+        (fold_case(&l), fold_case(&r))
+    };
+    match mode {
+        RefMode::Equals => l == r,
+        RefMode::Contains => l.contains(&r),
+        RefMode::StartsWith => l.starts_with(&r),
+        RefMode::EndsWith => l.ends_with(&r),
+    }
+}
+
+/// Correlation rules resolved against the engine's rules.
+#[derive(Debug, Clone)]
+pub struct ResolvedCorrelation {
+    pub rule: CorrelationRule,
+    /// Referenced detection rules (engine indices) or correlations (indices here).
+    pub refs: Vec<CorrelationRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrelationRef {
+    Rule(usize),
+    Correlation(usize),
+}
+
+/// The compiled rule set.
+#[derive(Debug)]
+pub struct Engine {
+    fields: FieldIndex,
+    atoms: Vec<Atom>,
+    automata: Vec<FieldAutomata>,
+    rules: Vec<CompiledRule>,
+    atom_triggers: Vec<Vec<u32>>,
+    has_keywords: bool,
+    sources: Mutex<HashMap<EventSource, Arc<SourceRules>>>,
+    correlations: Vec<ResolvedCorrelation>,
+}
+
+struct Builder {
+    fields: FieldIndex,
+    atoms: Vec<Atom>,
+    atom_keys: HashMap<(Option<FieldId>, String), AtomId>,
+}
+
+impl Builder {
+    fn atom(&mut self, field: Option<FieldId>, matcher: &ValueMatcher) -> AtomId {
+        if let ValueMatcher::FieldRef { field: other, .. } = matcher {
+            // The referenced field must be bound in event views too.
+            self.fields.intern(other);
+        }
+        let key = (field, matcher.key());
+        if let Some(id) = self.atom_keys.get(&key) {
+            return *id;
+        }
+        let (by_automaton, needle_len) = match (field, matcher) {
+            (Some(_), ValueMatcher::Pattern { pattern, .. }) => match pattern.shape() {
+                Shape::Exact(l) | Shape::Prefix(l) | Shape::Suffix(l) | Shape::Contains(l)
+                    if !l.is_empty() =>
+                {
+                    (true, l.len())
+                }
+                Shape::Glob { required: Some(l) } if !l.is_empty() => (true, l.len()),
+                _ => (false, 0),
+            },
+            _ => (false, 0),
+        };
+        let id = AtomId::try_from(self.atoms.len()).unwrap_or(AtomId::MAX);
+        self.atoms.push(Atom {
+            field,
+            matcher: matcher.clone(),
+            by_automaton,
+            needle_len,
+        });
+        self.atom_keys.insert(key, id);
+        id
+    }
+
+    fn field_test(&mut self, test: &FieldTest) -> Expr {
+        let field = test.field.as_deref().map(|f| self.fields.intern(f));
+        let per_value: Vec<Expr> = test
+            .alternatives
+            .iter()
+            .map(|alts| {
+                let atoms: Vec<Expr> = alts
+                    .iter()
+                    .map(|m| Expr::Atom(self.atom(field, m)))
+                    .collect();
+                if atoms.len() == 1 {
+                    atoms.into_iter().next().unwrap_or(Expr::Const(false))
+                } else {
+                    Expr::Or(atoms)
+                }
+            })
+            .collect();
+        let combined = if per_value.len() == 1 {
+            per_value.into_iter().next().unwrap_or(Expr::Const(false))
+        } else if test.all {
+            Expr::And(per_value)
+        } else {
+            Expr::Or(per_value)
+        };
+        if test.negate {
+            Expr::Not(Box::new(combined))
+        } else {
+            combined
+        }
+    }
+
+    fn selection(&mut self, s: &Selection) -> Expr {
+        match s {
+            Selection::AllOf(tests) => {
+                let parts: Vec<Expr> = tests.iter().map(|t| self.field_test(t)).collect();
+                if parts.len() == 1 {
+                    parts.into_iter().next().unwrap_or(Expr::Const(true))
+                } else {
+                    Expr::And(parts)
+                }
+            }
+            Selection::AnyOf(items) => Expr::Or(items.iter().map(|i| self.selection(i)).collect()),
+        }
+    }
+
+    fn condition(&mut self, c: &Condition, ids: &[Expr]) -> Expr {
+        match c {
+            Condition::Ident(i) => ids.get(*i).cloned().unwrap_or(Expr::Const(false)),
+            Condition::Not(inner) => Expr::Not(Box::new(self.condition(inner, ids))),
+            Condition::And(parts) => {
+                Expr::And(parts.iter().map(|p| self.condition(p, ids)).collect())
+            }
+            Condition::Or(parts) => {
+                Expr::Or(parts.iter().map(|p| self.condition(p, ids)).collect())
+            }
+            Condition::AtLeast { min, of } => Expr::AtLeast(
+                *min,
+                of.iter()
+                    .map(|i| ids.get(*i).cloned().unwrap_or(Expr::Const(false)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn detection(&mut self, identifiers: &[SearchIdentifier], condition: &Condition) -> Expr {
+        let ids: Vec<Expr> = identifiers
+            .iter()
+            .map(|i| self.selection(&i.selection))
+            .collect();
+        self.condition(condition, &ids)
+    }
+
+    /// A set of automaton atoms of which at least one must fire for `e` to hold, or `None`
+    /// when no such set exists (then the rule is always evaluated).
+    fn trigger(&self, e: &Expr) -> Option<Vec<AtomId>> {
+        match e {
+            Expr::Const(false) => Some(Vec::new()),
+            Expr::Const(true) | Expr::Not(_) => None,
+            Expr::Atom(a) => self
+                .atoms
+                .get(*a as usize)
+                .filter(|x| x.by_automaton)
+                .map(|_| vec![*a]),
+            Expr::Or(parts) => union(parts.iter().map(|p| self.trigger(p))),
+            Expr::AtLeast(min, parts) if *min >= parts.len() => {
+                self.best(parts.iter().filter_map(|p| self.trigger(p)))
+            }
+            Expr::AtLeast(_, parts) => union(parts.iter().map(|p| self.trigger(p))),
+            Expr::And(parts) => self.best(parts.iter().filter_map(|p| self.trigger(p))),
+        }
+    }
+
+    /// Of several sufficient trigger sets, the most selective: the one whose shortest needle
+    /// is longest (short needles such as event ids fire on many events), then the smallest.
+    fn best(&self, sets: impl Iterator<Item = Vec<AtomId>>) -> Option<Vec<AtomId>> {
+        sets.max_by_key(|s| {
+            let shortest = s
+                .iter()
+                .map(|a| self.atoms.get(*a as usize).map_or(0, |x| x.needle_len))
+                .min()
+                .unwrap_or(usize::MAX);
+            (shortest.min(12), usize::MAX - s.len())
+        })
+    }
+}
+
+fn union(sets: impl Iterator<Item = Option<Vec<AtomId>>>) -> Option<Vec<AtomId>> {
+    let mut out = Vec::new();
+    for s in sets {
+        out.extend(s?);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+fn build_acset(needles: Vec<Needle>) -> Option<AcSet> {
+    if needles.is_empty() {
+        return None;
+    }
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut patterns: Vec<String> = Vec::new();
+    let mut uses: Vec<Vec<(AtomId, UseKind)>> = Vec::new();
+    for (needle, atom, kind) in needles {
+        let slot = *index.entry(needle.clone()).or_insert_with(|| {
+            patterns.push(needle);
+            uses.push(Vec::new());
+            patterns.len() - 1
+        });
+        uses[slot].push((atom, kind));
+    }
+    let automaton = AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .build(&patterns)
+        .ok()?;
+    Some(AcSet { automaton, uses })
+}
+
+impl Engine {
+    /// Compiles a loaded rule set. Filters are applied to the rules they name; correlations
+    /// are resolved (rules referenced only by correlations without `generate: true` are not
+    /// reported on their own).
+    pub fn compile(set: &RuleSet) -> Engine {
+        let mut b = Builder {
+            fields: FieldIndex::default(),
+            atoms: Vec::new(),
+            atom_keys: HashMap::new(),
+        };
+        let mut exprs: Vec<Expr> = set
+            .rules
+            .iter()
+            .map(|r| b.detection(&r.identifiers, &r.condition))
+            .collect();
+        for filter in &set.filters {
+            let fexpr = b.detection(&filter.identifiers, &filter.condition);
+            for (i, r) in set.rules.iter().enumerate() {
+                let named = filter
+                    .rules
+                    .iter()
+                    .any(|x| Some(x) == r.id.as_ref() || Some(x) == r.name.as_ref());
+                if named {
+                    let orig = std::mem::replace(&mut exprs[i], Expr::Const(false));
+                    exprs[i] = Expr::And(vec![orig, Expr::Not(Box::new(fexpr.clone()))]);
+                }
+            }
+        }
+        let correlations = resolve_correlations(&set.rules, &set.correlations);
+        let mut referenced_quietly: HashSet<usize> = HashSet::new();
+        let mut referenced_loudly: HashSet<usize> = HashSet::new();
+        let mut captures: Vec<Vec<String>> = vec![Vec::new(); set.rules.len()];
+        for c in &correlations {
+            for r in &c.refs {
+                if let CorrelationRef::Rule(i) = r {
+                    if c.rule.generate {
+                        referenced_loudly.insert(*i);
+                    } else {
+                        referenced_quietly.insert(*i);
+                    }
+                    for f in correlation_fields(&c.rule, &set.rules[*i]) {
+                        if !captures[*i].contains(&f) {
+                            captures[*i].push(f);
+                        }
+                    }
+                }
+            }
+        }
+        let mut rules = Vec::new();
+        for (i, (r, expr)) in set.rules.iter().zip(exprs).enumerate() {
+            let trigger = b.trigger(&expr);
+            let caps = captures[i]
+                .iter()
+                .map(|f| (f.clone(), b.fields.intern(f)))
+                .collect();
+            rules.push(CompiledRule {
+                info: rule_info(
+                    r,
+                    !referenced_quietly.contains(&i) || referenced_loudly.contains(&i),
+                ),
+                expr,
+                trigger,
+                captures: caps,
+            });
+        }
+        let mut atom_triggers = vec![Vec::new(); b.atoms.len()];
+        for (i, r) in rules.iter().enumerate() {
+            for a in r.trigger.iter().flatten() {
+                atom_triggers[*a as usize].push(u32::try_from(i).unwrap_or(u32::MAX));
+            }
+        }
+        // Per field: needles for the folded and the cased automaton.
+        let mut per_field: Vec<(Vec<Needle>, Vec<Needle>)> = (0..b.fields.len())
+            .map(|_| (Vec::new(), Vec::new()))
+            .collect();
+        for (id, atom) in b.atoms.iter().enumerate() {
+            let (Some(field), ValueMatcher::Pattern { pattern, cased }, true) =
+                (atom.field, &atom.matcher, atom.by_automaton)
+            else {
+                continue;
+            };
+            let (needle, kind) = match pattern.shape() {
+                Shape::Exact(l) => (l, UseKind::Exact),
+                Shape::Prefix(l) => (l, UseKind::Prefix),
+                Shape::Suffix(l) => (l, UseKind::Suffix),
+                Shape::Contains(l) => (l, UseKind::Contains),
+                Shape::Glob { required: Some(l) } => (l, UseKind::Glob),
+                _ => continue,
+            };
+            let slot = &mut per_field[field as usize];
+            let target = if *cased { &mut slot.1 } else { &mut slot.0 };
+            target.push((
+                needle.to_owned(),
+                AtomId::try_from(id).unwrap_or(AtomId::MAX),
+                kind,
+            ));
+        }
+        let automata = per_field
+            .into_iter()
+            .map(|(folded, cased)| FieldAutomata {
+                folded: build_acset(folded),
+                cased: build_acset(cased),
+            })
+            .collect();
+        let has_keywords = b.atoms.iter().any(|a| a.field.is_none());
+        Engine {
+            fields: b.fields,
+            atoms: b.atoms,
+            automata,
+            rules,
+            atom_triggers,
+            has_keywords,
+            sources: Mutex::new(HashMap::new()),
+            correlations,
+        }
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+    pub fn rule(&self, index: usize) -> Option<&RuleInfo> {
+        self.rules.get(index).map(|r| &r.info)
+    }
+    pub fn correlations(&self) -> &[ResolvedCorrelation] {
+        &self.correlations
+    }
+    /// Number of distinct atoms and of fields with an automaton (for reports).
+    pub fn plan_size(&self) -> (usize, usize) {
+        (
+            self.atoms.len(),
+            self.automata
+                .iter()
+                .filter(|a| a.folded.is_some() || a.cased.is_some())
+                .count(),
+        )
+    }
+
+    fn source_rules(&self, source: &EventSource) -> Arc<SourceRules> {
+        if let Ok(cache) = self.sources.lock()
+            && let Some(s) = cache.get(source)
+        {
+            return Arc::clone(s);
+        }
+        let applicable: Vec<bool> = self
+            .rules
+            .iter()
+            .map(|r| logsource_applies(&r.info.logsource, source))
+            .collect();
+        let untriggered = (0..self.rules.len())
+            .filter(|&i| applicable[i] && self.rules[i].trigger.is_none())
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
+        let s = Arc::new(SourceRules {
+            applicable,
+            untriggered,
+        });
+        if let Ok(mut cache) = self.sources.lock() {
+            cache.insert(source.clone(), Arc::clone(&s));
+        }
+        s
+    }
+
+    /// Matches one parsed event against every rule.
+    pub fn match_event(&self, doc: &Value, scratch: &mut Scratch) -> Vec<RuleMatch> {
+        let mut view = EventView::default();
+        build_view(doc, &self.fields, &mut view);
+        scratch.begin(self.atoms.len(), self.rules.len(), view.bindings.len());
+        let generation = scratch.generation;
+        let source = view.source.clone().unwrap_or(EventSource::Unknown);
+        let sources = self.source_rules(&source);
+
+        // Aho-Corasick pass over each bound field that has an automaton.
+        let mut i = 0;
+        while i < view.bindings.len() {
+            let field = view.bindings[i].0;
+            let end = i + view.bindings[i..].partition_point(|(f, _)| *f == field);
+            if let Some(auto) = self.automata.get(field as usize) {
+                for bi in i..end {
+                    let v = view.bindings[bi].1;
+                    if let Some(set) = &auto.folded
+                        && value_text(v).is_some()
+                    {
+                        ensure_folded(scratch, bi, v);
+                        let text = std::mem::take(&mut scratch.folded[bi]);
+                        self.run_acset(set, &text, scratch);
+                        scratch.folded[bi] = text;
+                    }
+                    if let Some(set) = &auto.cased
+                        && let Some(text) = value_text(v)
+                    {
+                        self.run_acset(set, &text, scratch);
+                    }
+                }
+            }
+            i = end;
+        }
+
+        // Candidate rules: triggered ones that apply to this source, plus untriggered ones.
+        for hit in 0..scratch.hit_atoms.len() {
+            let atom = scratch.hit_atoms[hit];
+            for &r in &self.atom_triggers[atom as usize] {
+                if sources.applicable[r as usize] && scratch.rule_gen[r as usize] != generation {
+                    scratch.rule_gen[r as usize] = generation;
+                    scratch.candidates.push(r);
+                }
+            }
+        }
+        for &r in &sources.untriggered {
+            scratch.candidates.push(r);
+        }
+        scratch.candidates.sort_unstable();
+        let candidates = std::mem::take(&mut scratch.candidates);
+        let mut matches = Vec::new();
+        for &r in &candidates {
+            let rule = &self.rules[r as usize];
+            if self.eval(&rule.expr, &view, scratch) {
+                let mut fields = Vec::new();
+                self.explain(&rule.expr, &view, scratch, &mut fields);
+                let captures = rule
+                    .captures
+                    .iter()
+                    .map(|(name, id)| {
+                        (
+                            name.clone(),
+                            view.values(*id)
+                                .iter()
+                                .find_map(|(_, v)| value_text(v).map(Cow::into_owned)),
+                        )
+                    })
+                    .collect();
+                matches.push(RuleMatch {
+                    rule: r as usize,
+                    fields,
+                    captures,
+                });
+            }
+        }
+        scratch.candidates = candidates;
+        matches
+    }
+
+    fn run_acset(&self, set: &AcSet, text: &str, scratch: &mut Scratch) {
+        let generation = scratch.generation;
+        for m in set.automaton.find_overlapping_iter(text) {
+            for &(atom, kind) in &set.uses[m.pattern().as_usize()] {
+                let a = atom as usize;
+                if scratch.atom_gen[a] == generation && scratch.atom_val[a] {
+                    continue;
+                }
+                let ok = match kind {
+                    UseKind::Contains => true,
+                    UseKind::Exact => m.start() == 0 && m.end() == text.len(),
+                    UseKind::Prefix => m.start() == 0,
+                    UseKind::Suffix => m.end() == text.len(),
+                    UseKind::Glob => match &self.atoms[a].matcher {
+                        ValueMatcher::Pattern { pattern, .. } => pattern.matches(text),
+                        _ => false,
+                    },
+                };
+                if ok {
+                    scratch.atom_gen[a] = generation;
+                    scratch.atom_val[a] = true;
+                    scratch.hit_atoms.push(atom);
+                }
+            }
+        }
+    }
+
+    fn eval(&self, e: &Expr, view: &EventView<'_>, scratch: &mut Scratch) -> bool {
+        match e {
+            Expr::Const(b) => *b,
+            Expr::Atom(a) => self.atom_value(*a, view, scratch),
+            Expr::Not(inner) => !self.eval(inner, view, scratch),
+            Expr::And(parts) => parts.iter().all(|p| self.eval(p, view, scratch)),
+            Expr::Or(parts) => parts.iter().any(|p| self.eval(p, view, scratch)),
+            Expr::AtLeast(min, parts) => {
+                let mut n = 0;
+                for p in parts {
+                    if self.eval(p, view, scratch) {
+                        n += 1;
+                        if n >= *min {
+                            return true;
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    fn atom_value(&self, a: AtomId, view: &EventView<'_>, scratch: &mut Scratch) -> bool {
+        let ai = a as usize;
+        let generation = scratch.generation;
+        if scratch.atom_gen[ai] == generation {
+            return scratch.atom_val[ai];
+        }
+        let atom = &self.atoms[ai];
+        let value = if atom.by_automaton {
+            false
+        } else {
+            self.evaluate_atom(atom, view, scratch)
+        };
+        scratch.atom_gen[ai] = generation;
+        scratch.atom_val[ai] = value;
+        value
+    }
+
+    fn evaluate_atom(&self, atom: &Atom, view: &EventView<'_>, scratch: &mut Scratch) -> bool {
+        let Some(field) = atom.field else {
+            return self.has_keywords
+                && view
+                    .leaves
+                    .iter()
+                    .any(|v| value_matches(&atom.matcher, v, None));
+        };
+        let range = view.range(field);
+        match &atom.matcher {
+            ValueMatcher::Exists(want) => range.is_empty() != *want,
+            ValueMatcher::Null => {
+                range.is_empty() || view.bindings[range].iter().any(|(_, v)| v.is_null())
+            }
+            ValueMatcher::FieldRef {
+                field: other,
+                mode,
+                cased,
+            } => {
+                let Some(other_id) = self.fields.get(other) else {
+                    return false;
+                };
+                let others = view.values(other_id);
+                view.bindings[range].iter().any(|(_, l)| {
+                    others
+                        .iter()
+                        .any(|(_, r)| fieldref_matches(*mode, *cased, l, r))
+                })
+            }
+            ValueMatcher::Pattern { cased: false, .. } => {
+                for bi in range {
+                    let v = view.bindings[bi].1;
+                    if value_text(v).is_none() {
+                        continue;
+                    }
+                    ensure_folded(scratch, bi, v);
+                    if value_matches(&atom.matcher, v, Some(&scratch.folded[bi])) {
+                        return true;
+                    }
+                }
+                false
+            }
+            m => view.bindings[range]
+                .iter()
+                .any(|(_, v)| value_matches(m, v, None)),
+        }
+    }
+
+    /// Collects the positive atoms that hold, as (field, value) pairs, for reporting.
+    fn explain(
+        &self,
+        e: &Expr,
+        view: &EventView<'_>,
+        scratch: &mut Scratch,
+        out: &mut Vec<MatchedField>,
+    ) {
+        match e {
+            Expr::Const(_) | Expr::Not(_) => {}
+            Expr::Atom(a) => {
+                if self.atom_value(*a, view, scratch)
+                    && let Some(field) = self.atoms[*a as usize].field
+                {
+                    let name = self.fields.name(field);
+                    if out.iter().any(|m| m.field == name) {
+                        return;
+                    }
+                    let value = view
+                        .values(field)
+                        .iter()
+                        .find_map(|(_, v)| value_text(v))
+                        .map(Cow::into_owned)
+                        .unwrap_or_default();
+                    out.push(MatchedField {
+                        field: name.to_owned(),
+                        value,
+                    });
+                }
+            }
+            Expr::And(parts) | Expr::Or(parts) | Expr::AtLeast(_, parts) => {
+                for p in parts {
+                    if self.eval(p, view, scratch) {
+                        self.explain(p, view, scratch, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn ensure_folded(scratch: &mut Scratch, bi: usize, v: &Value) {
+    if scratch.folded_gen[bi] == scratch.generation {
+        return;
+    }
+    let buf = &mut scratch.folded[bi];
+    buf.clear();
+    if let Some(text) = value_text(v) {
+        if text.is_ascii() {
+            buf.push_str(&text);
+            buf.make_ascii_lowercase();
+        } else {
+            buf.push_str(&fold_case(&text));
+        }
+    }
+    scratch.folded_gen[bi] = scratch.generation;
+}
+
+fn rule_info(r: &SigmaRule, standalone: bool) -> RuleInfo {
+    RuleInfo {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        title: r.title.clone(),
+        level: r.level,
+        logsource: r.logsource.clone(),
+        source: r.source.clone(),
+        standalone,
+    }
+}
+
+/// The event fields a correlation reads from events of `rule` (group-by through aliases,
+/// and value fields).
+pub fn correlation_fields(c: &CorrelationRule, rule: &SigmaRule) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in c.group_by.iter().chain(c.fields.iter()) {
+        out.push(resolve_alias(
+            c,
+            g,
+            rule.name.as_deref(),
+            rule.id.as_deref(),
+        ));
+    }
+    out
+}
+
+/// The field name that `group_field` stands for in events of the rule named/identified so.
+pub fn resolve_alias(
+    c: &CorrelationRule,
+    group_field: &str,
+    name: Option<&str>,
+    id: Option<&str>,
+) -> String {
+    if let Some(per_rule) = c.aliases.get(group_field) {
+        for key in [name, id].into_iter().flatten() {
+            if let Some(f) = per_rule.get(key) {
+                return f.clone();
+            }
+        }
+    }
+    group_field.to_owned()
+}
+
+fn resolve_correlations(
+    rules: &[SigmaRule],
+    correlations: &[CorrelationRule],
+) -> Vec<ResolvedCorrelation> {
+    correlations
+        .iter()
+        .map(|c| {
+            let refs = c
+                .rules
+                .iter()
+                .filter_map(|name| {
+                    if let Some(i) = rules.iter().position(|r| {
+                        r.id.as_deref() == Some(name) || r.name.as_deref() == Some(name)
+                    }) {
+                        return Some(CorrelationRef::Rule(i));
+                    }
+                    correlations
+                        .iter()
+                        .position(|o| {
+                            o.id.as_deref() == Some(name) || o.name.as_deref() == Some(name)
+                        })
+                        .map(CorrelationRef::Correlation)
+                })
+                .collect();
+            ResolvedCorrelation {
+                rule: c.clone(),
+                refs,
+            }
+        })
+        .collect()
+}
