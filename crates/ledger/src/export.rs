@@ -588,7 +588,10 @@ struct Verifier<'k> {
     embedded: HashMap<KeyId, LogVerifyingKey>,
     range: CompactRange,
     recent: VecDeque<Mark>,
-    recent_leaves: HashCounts,
+    /// Built only once links start missing often (a damaged file); an intact file never
+    /// pays for it.
+    recent_leaves: Option<HashCounts>,
+    link_misses: u32,
     dangling: VecDeque<Dangling>,
     dangling_prevs: HashCounts,
     max_seq: Option<u64>,
@@ -610,7 +613,8 @@ impl<'k> Verifier<'k> {
             embedded: HashMap::new(),
             range: CompactRange::new(),
             recent: VecDeque::with_capacity(LINK_WINDOW + 1),
-            recent_leaves: HashCounts::default(),
+            recent_leaves: None,
+            link_misses: 0,
             dangling: VecDeque::new(),
             dangling_prevs: HashCounts::default(),
             max_seq: None,
@@ -765,7 +769,8 @@ impl<'k> Verifier<'k> {
         };
 
         // An earlier entry linked to this one: it was moved later in the file.
-        if self.dangling_prevs.contains(&leaf)
+        if !self.dangling.is_empty()
+            && self.dangling_prevs.contains(&leaf)
             && let Some(pos) = self.dangling.iter().position(|d| d.prev == leaf)
             && let Some(d) = self.dangling.remove(pos)
         {
@@ -809,14 +814,26 @@ impl<'k> Verifier<'k> {
 
         let genesis = seq == 1 && prev == Hash::ZERO;
         if !genesis {
-            let pred = match self.recent.back_mut() {
-                Some(last) if last.leaf == prev && !last.copy => Some(last),
-                _ if self.recent_leaves.contains(&prev) => self
-                    .recent
+            let last_matches = self
+                .recent
+                .back()
+                .is_some_and(|last| last.leaf == prev && !last.copy);
+            if !last_matches {
+                self.note_link_miss();
+            }
+            let pred = if last_matches {
+                self.recent.back_mut()
+            } else if self
+                .recent_leaves
+                .as_ref()
+                .is_none_or(|ix| ix.contains(&prev))
+            {
+                self.recent
                     .iter_mut()
                     .rev()
-                    .find(|m| m.leaf == prev && !m.copy),
-                _ => None,
+                    .find(|m| m.leaf == prev && !m.copy)
+            } else {
+                None
             };
             match pred {
                 Some(pred) => pred.referenced = true,
@@ -837,8 +854,23 @@ impl<'k> Verifier<'k> {
         self.remember(mark);
     }
 
+    /// Scanning the window on a miss is fine while misses are rare; once they are not, index
+    /// the window so that verification stays linear.
+    fn note_link_miss(&mut self) {
+        self.link_misses = self.link_misses.saturating_add(1);
+        if self.recent_leaves.is_none() && self.link_misses > 64 {
+            let mut index = HashCounts::default();
+            for mark in &self.recent {
+                index.add(mark.leaf);
+            }
+            self.recent_leaves = Some(index);
+        }
+    }
+
     fn remember(&mut self, mark: Mark) {
-        self.recent_leaves.add(mark.leaf);
+        if let Some(index) = &mut self.recent_leaves {
+            index.add(mark.leaf);
+        }
         self.recent.push_back(mark);
         if self.recent.len() > LINK_WINDOW {
             let oldest = self.recent.front().map_or(0, |m| m.idx);
@@ -846,7 +878,9 @@ impl<'k> Verifier<'k> {
                 self.settle_oldest_dangling();
             }
             if let Some(evicted) = self.recent.pop_front() {
-                self.recent_leaves.remove(&evicted.leaf);
+                if let Some(index) = &mut self.recent_leaves {
+                    index.remove(&evicted.leaf);
+                }
                 self.settle_mark(&evicted);
             }
         }

@@ -591,3 +591,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn every_entry_modified_names_each_one_even_past_the_window_index_threshold() {
+    // Hundreds of broken links switch the verifier to its indexed lookups; the naming must
+    // not change.
+    let (lines, key, _) = export_lines(300, 50);
+    let tampered: Vec<String> = lines
+        .iter()
+        .map(|l| l.replace("\"release.approve\"", "\"release.reject\""))
+        .collect();
+    let report = check(&tampered, &key);
+    let modified: Vec<u64> = report
+        .findings
+        .iter()
+        .filter_map(|f| match f.problem {
+            Problem::Modified { seq: Some(s), .. } => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(modified, (1..300).collect::<Vec<u64>>(), "{report}");
+}
