@@ -9,11 +9,43 @@
 //! - [`merkle`]: the RFC 9162 Merkle tree, compact range, inclusion and consistency proofs;
 //! - [`entry`]: audit entries, their canonical bytes, and the [`Ledger`] append state;
 //! - [`sth`]: Ed25519 signed tree heads and log signing keys;
-//! - [`export`]: the self-contained export file and its streaming offline verifier;
+//! - [`mod@export`]: the self-contained export file and its streaming offline verifier;
 //! - [`envelope`]: per-object data keys wrapped by named key-encryption keys.
 //!
 //! Nothing here reads the clock or touches storage; the only I/O is [`export::export`] and
 //! [`export::verify`] over caller-supplied `Write`/`Read`, and OS randomness for new keys.
+//!
+//! ```
+//! use gatehouse_ledger::{AuditOutcome, AuditRecord, Kek, Keyring, Ledger, LogSigningKey};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now: jiff::Timestamp = "2026-11-27T12:00:00Z".parse()?;
+//! let key = LogSigningKey::generate()?;
+//! let mut ledger = Ledger::new();
+//! let appended = ledger.append(AuditRecord {
+//!     at: now,
+//!     actor: "user:alice".into(),
+//!     action: "release.approve".into(),
+//!     target: "release:42".into(),
+//!     outcome: AuditOutcome::Succeeded,
+//!     detail: serde_json::json!({"slot": "security-lead"}),
+//! });
+//! // The store persists `appended.encoded` and `appended.leaf_hash`, and signed heads.
+//! let head = ledger.sign_head(&key, now);
+//!
+//! let mut file = Vec::new();
+//! gatehouse_ledger::export([&appended.encoded], &[head], &[key.verifying_key()], &mut file)?;
+//! let report = gatehouse_ledger::verify(file.as_slice(), Some(&[key.verifying_key()]))?;
+//! assert!(report.is_intact(), "{report}");
+//!
+//! let mut keyring = Keyring::new();
+//! keyring.insert(Kek::generate(now)?)?;
+//! let kek = keyring.active().ok_or("no key")?;
+//! let sealed = gatehouse_ledger::seal(b"evidence:7", b"SARIF bytes", kek)?;
+//! let opened = gatehouse_ledger::open(b"evidence:7", &sealed, &keyring)?;
+//! assert_eq!(opened.as_slice(), b"SARIF bytes");
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod entry;
 pub mod envelope;
