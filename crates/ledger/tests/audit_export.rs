@@ -612,3 +612,45 @@ fn every_entry_modified_names_each_one_even_past_the_window_index_threshold() {
         .collect();
     assert_eq!(modified, (1..300).collect::<Vec<u64>>(), "{report}");
 }
+
+#[test]
+fn a_log_whose_signing_key_was_rotated_verifies_with_both_keys() {
+    let (old, new) = (
+        LogSigningKey::from_secret_bytes(&[10; 32]),
+        LogSigningKey::from_secret_bytes(&[11; 32]),
+    );
+    let mut ledger = Ledger::new();
+    let mut entries = Vec::new();
+    let mut heads = Vec::new();
+    for i in 0..10 {
+        entries.push(ledger.append(record(i)).encoded);
+        if ledger.tree_size() == 5 {
+            heads.push(ledger.sign_head(&old, Timestamp::UNIX_EPOCH));
+        }
+    }
+    heads.push(ledger.sign_head(&new, Timestamp::UNIX_EPOCH));
+    let mut out = Vec::new();
+    export(
+        &entries,
+        &heads,
+        &[old.verifying_key(), new.verifying_key()],
+        &mut out,
+    )
+    .unwrap();
+
+    let both = [old.verifying_key(), new.verifying_key()];
+    let report = verify(out.as_slice(), Some(&both)).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.heads_verified, 2);
+
+    // Trusting only the new key leaves the old head unverified, and says which key it was.
+    let report = verify(out.as_slice(), Some(&[new.verifying_key()])).unwrap();
+    assert!(!report.is_intact());
+    assert!(
+        report.findings.iter().any(|f| matches!(
+            &f.problem,
+            Problem::HeadUntrustedKey { tree_size: 5, key_id } if key_id == old.key_id()
+        )),
+        "{report}"
+    );
+}
