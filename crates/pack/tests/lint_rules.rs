@@ -101,4 +101,12 @@ fixtures!(
     role_without_holder,
     overlapping_phases,
     improvement_scores,
+    alert_shape,
+    risk_model_bands,
+    support_tiers,
+    schedule_times,
+    health_check,
+    release_class_shape,
+    playbook_and_kpi_warnings,
+    trace_cycle,
 );
