@@ -3,6 +3,7 @@
 //!
 //! Usage:
 //!   evidence-bench generate-sarif PATH TARGET_BYTES
+//!   evidence-bench generate-sarif-unique-ids PATH TARGET_BYTES   (every result its own rule id)
 //!   evidence-bench generate-cyclonedx PATH COMPONENTS
 //!   evidence-bench parse KIND PATH          (gatehouse-evidence streaming parser)
 //!   evidence-bench value PATH               (serde_json::from_reader into serde_json::Value)
@@ -22,7 +23,11 @@ fn main() -> ExitCode {
         ["generate-sarif", path, bytes] => bytes
             .parse()
             .map_err(|e| format!("{e}"))
-            .and_then(|target| generate_sarif(path, target).map_err(|e| e.to_string())),
+            .and_then(|target| generate_sarif(path, target, false).map_err(|e| e.to_string())),
+        ["generate-sarif-unique-ids", path, bytes] => bytes
+            .parse()
+            .map_err(|e| format!("{e}"))
+            .and_then(|target| generate_sarif(path, target, true).map_err(|e| e.to_string())),
         ["generate-cyclonedx", path, components] => components
             .parse()
             .map_err(|e| format!("{e}"))
@@ -116,7 +121,10 @@ fn value(path: &str) -> Result<(), String> {
 /// A SARIF log shaped like CodeQL/Semgrep output: 200 rules with default levels and
 /// security-severity, results with locations, code flows omitted, fingerprints, some without
 /// an explicit level (so the defaulting path is exercised), some suppressed.
-fn generate_sarif(path: &str, target_bytes: u64) -> std::io::Result<()> {
+///
+/// With `unique_ids`, every result names its own rule id (no index): the worst case for the
+/// parser's grouping of results, used to check that memory stays bounded.
+fn generate_sarif(path: &str, target_bytes: u64, unique_ids: bool) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let rules = 200;
     write!(
@@ -152,8 +160,13 @@ fn generate_sarif(path: &str, target_bytes: u64) -> std::io::Result<()> {
             ""
         };
         let record = format!(
-            r#"{sep}{{"ruleId":"BENCH{rule:04}","ruleIndex":{rule},{level}"message":{{"text":"Potential issue number {index} found in generated source file; user-controlled data reaches a sensitive sink without sanitisation."}},"locations":[{{"physicalLocation":{{"artifactLocation":{{"uri":"src/module_{m}/file_{index}.rs","uriBaseId":"%SRCROOT%"}},"region":{{"startLine":{line},"startColumn":5,"endLine":{end},"endColumn":42,"snippet":{{"text":"let value = request.param(\"input\"); sink(value);"}}}}}}}}],"partialFingerprints":{{"primaryLocationLineHash":"{hash:016x}:1","primaryLocationStartColumnFingerprint":"4"}},"baselineState":"new"{suppression}}}"#,
+            r#"{sep}{{{rule_ref},{level}"message":{{"text":"Potential issue number {index} found in generated source file; user-controlled data reaches a sensitive sink without sanitisation."}},"locations":[{{"physicalLocation":{{"artifactLocation":{{"uri":"src/module_{m}/file_{index}.rs","uriBaseId":"%SRCROOT%"}},"region":{{"startLine":{line},"startColumn":5,"endLine":{end},"endColumn":42,"snippet":{{"text":"let value = request.param(\"input\"); sink(value);"}}}}}}}}],"partialFingerprints":{{"primaryLocationLineHash":"{hash:016x}:1","primaryLocationStartColumnFingerprint":"4"}},"baselineState":"new"{suppression}}}"#,
             sep = if index == 0 { "" } else { "," },
+            rule_ref = if unique_ids {
+                format!(r#""ruleId":"GENERATED/{index}""#)
+            } else {
+                format!(r#""ruleId":"BENCH{rule:04}","ruleIndex":{rule}"#)
+            },
             m = index % 97,
             line = index % 5000 + 1,
             end = index % 5000 + 3,

@@ -122,6 +122,11 @@ impl EvidenceError {
             }
             serde_json::error::Category::Data => match WrongKindMarker::parse(&err.to_string()) {
                 Some(found) => Self::WrongKind { kind, found },
+                None if LimitMarker::parse(&err.to_string()).is_some() => Self::LimitExceeded {
+                    kind,
+                    limit: LimitMarker::parse(&err.to_string()).unwrap_or_default(),
+                    location,
+                },
                 None => Self::Invalid {
                     kind,
                     location,
@@ -150,6 +155,21 @@ impl WrongKindMarker {
 
     pub(crate) fn message(found: &str) -> String {
         format!("{}{found}", Self::PREFIX)
+    }
+
+    fn parse(message: &str) -> Option<String> {
+        message.strip_prefix(Self::PREFIX).map(strip_position)
+    }
+}
+
+/// Like [`WrongKindMarker`], for resource limits hit inside a visitor.
+pub(crate) struct LimitMarker;
+
+impl LimitMarker {
+    const PREFIX: &'static str = "limit-exceeded: ";
+
+    pub(crate) fn message(limit: &str) -> String {
+        format!("{}{limit}", Self::PREFIX)
     }
 
     fn parse(message: &str) -> Option<String> {

@@ -7,7 +7,7 @@ use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::error::{EvidenceError, WrongKindMarker};
+use crate::error::{EvidenceError, LimitMarker, WrongKindMarker};
 use crate::kind::EvidenceKind;
 
 /// Declares an enum of the object keys a visitor cares about; every other key maps to `Other`.
@@ -186,6 +186,11 @@ impl<'de> DeserializeSeed<'de> for LenientNumber {
 
 pub(crate) fn wrong_kind<E: de::Error>(found: &str) -> E {
     E::custom(WrongKindMarker::message(found))
+}
+
+/// A resource limit hit inside a visitor; comes back out as [`EvidenceError::LimitExceeded`].
+pub(crate) fn limit_exceeded<E: de::Error>(limit: &str) -> E {
+    E::custom(LimitMarker::message(limit))
 }
 
 /// Top-level keys that give away what a JSON document really is, for wrong-kind messages.

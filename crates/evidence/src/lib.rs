@@ -54,6 +54,11 @@ pub struct Limits {
     /// Most entries kept in any per-item list of the facts (rule ids, vulnerability list,
     /// failed test cases, VEX statements); counters are never truncated.
     pub max_listed: usize,
+    /// Most distinct SARIF result groups (results that share rule reference, explicit level,
+    /// suppression class, …) held while a run's rules are not yet known. Groups are accounted
+    /// as soon as the rules are read, so this only bites on logs that put a flood of distinct
+    /// results before their rules.
+    pub max_pending_result_groups: usize,
 }
 
 impl Default for Limits {
@@ -63,6 +68,7 @@ impl Default for Limits {
             max_bytes: 4 * 1024 * 1024 * 1024,
             max_xml_depth: 256,
             max_listed: 100_000,
+            max_pending_result_groups: 100_000,
         }
     }
 }

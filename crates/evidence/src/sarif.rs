@@ -19,7 +19,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use crate::Limits;
 use crate::error::EvidenceError;
 use crate::jsonkit::{
-    Array, Elements, ForeignMarker, LenientNumber, LenientString, field_keys, string_enum,
+    Array, Elements, ForeignMarker, LenientNumber, LenientString, field_keys, limit_exceeded,
+    string_enum,
 };
 use crate::kind::EvidenceKind;
 
@@ -252,11 +253,19 @@ struct Runs<'a> {
 impl<'de> Elements<'de> for Runs<'_> {
     fn next<A: SeqAccess<'de>>(&mut self, seq: &mut A) -> Result<bool, A::Error> {
         let mut run = RunState::default();
-        if seq.next_element_seed(RunSeed(&mut run))?.is_none() {
+        let seed = RunSeed {
+            run: &mut run,
+            facts: self.facts,
+            limits: self.limits,
+        };
+        if seq.next_element_seed(seed)?.is_none() {
             return Ok(false);
         }
         self.facts.runs += 1;
-        run.resolve_into(self.facts, self.limits);
+        run.account(self.facts, self.limits, true);
+        if let Some(name) = run.tool_name.or(run.driver.name) {
+            self.facts.tools.push(name);
+        }
         Ok(true)
     }
 }
@@ -345,150 +354,228 @@ struct RunState {
     extensions: Vec<Component>,
     /// Rule configuration overrides per invocation.
     invocations: Vec<Vec<(RuleRef, Option<Level>)>>,
+    /// Results not yet accounted, grouped by everything their facts depend on.
     results: HashMap<ResultKey, u64>,
+    /// Whether the run's rules are known (the tool was read, and for pre-2.1 logs whose tool
+    /// has no driver, the rule dictionary too), so pending results can be accounted early.
+    tool_seen: bool,
+    legacy_rules_seen: bool,
+    invocations_seen: bool,
 }
 
-impl RunState {
-    fn component(&self, reference: &ComponentRef) -> Option<&Component> {
+/// Position of a located rule: component slot (0 = driver, i + 1 = extension i) and index.
+type RulePosition = (usize, usize);
+
+/// Lookup tables over a run's rules, built once per accounting pass.
+struct RuleTables<'a> {
+    components: Vec<&'a Component>,
+    ids: Vec<HashMap<&'a str, usize>>,
+    guids: Vec<HashMap<&'a str, usize>>,
+}
+
+impl<'a> RuleTables<'a> {
+    fn new(run: &'a RunState) -> Self {
+        let components: Vec<&Component> = std::iter::once(&run.driver)
+            .chain(&run.extensions)
+            .collect();
+        let index = |field: fn(&Rule) -> Option<&str>, component: &&'a Component| {
+            let mut map = HashMap::new();
+            for (position, rule) in component.rules.iter().enumerate() {
+                if let Some(key) = field(rule) {
+                    // The first rule with an id wins, as in a sequential scan.
+                    map.entry(key).or_insert(position);
+                }
+            }
+            map
+        };
+        let ids = components
+            .iter()
+            .map(|c| index(|r| r.id.as_deref(), c))
+            .collect();
+        let guids = components
+            .iter()
+            .map(|c| index(|r| r.guid.as_deref(), c))
+            .collect();
+        Self {
+            components,
+            ids,
+            guids,
+        }
+    }
+
+    fn slot(&self, reference: &ComponentRef) -> Option<usize> {
         match reference {
-            ComponentRef::Driver => Some(&self.driver),
+            ComponentRef::Driver => Some(0),
             ComponentRef::Index(index) => usize::try_from(*index)
                 .ok()
-                .and_then(|i| self.extensions.get(i)),
-            ComponentRef::Guid(guid) => std::iter::once(&self.driver)
-                .chain(&self.extensions)
-                .find(|c| c.guid.as_deref() == Some(guid)),
-            ComponentRef::Name(name) => std::iter::once(&self.driver)
-                .chain(&self.extensions)
-                .find(|c| c.name.as_deref() == Some(name)),
+                .map(|i| i + 1)
+                .filter(|slot| *slot < self.components.len()),
+            ComponentRef::Guid(guid) => self
+                .components
+                .iter()
+                .position(|c| c.guid.as_deref() == Some(guid)),
+            ComponentRef::Name(name) => self
+                .components
+                .iter()
+                .position(|c| c.name.as_deref() == Some(name)),
         }
     }
 
     /// Locates a rule: by index, then guid, then (as SARIF SDK and GitHub do) by id, exact and
-    /// then by hierarchical prefix (`a/b/c` → `a/b` → `a`). Returns the component identity and
-    /// the rule's position so overrides can be compared by identity.
-    fn locate(&self, reference: &RuleRef) -> Option<(*const Component, usize)> {
-        let component = self.component(&reference.component)?;
-        let rules = &component.rules;
+    /// then by hierarchical prefix (`a/b/c` → `a/b` → `a`).
+    fn locate(&self, reference: &RuleRef) -> Option<RulePosition> {
+        let slot = self.slot(&reference.component)?;
+        let rules = &self.components[slot].rules;
         let position = reference
             .index
             .and_then(|index| usize::try_from(index).ok())
             .filter(|index| *index < rules.len())
-            .or_else(|| {
-                let guid = reference.guid.as_deref()?;
-                rules
-                    .iter()
-                    .position(|rule| rule.guid.as_deref() == Some(guid))
-            })
+            .or_else(|| self.guids[slot].get(reference.guid.as_deref()?).copied())
             .or_else(|| {
                 let mut id = reference.id.as_deref()?;
                 loop {
-                    if let Some(position) =
-                        rules.iter().position(|rule| rule.id.as_deref() == Some(id))
-                    {
-                        return Some(position);
+                    if let Some(position) = self.ids[slot].get(id) {
+                        return Some(*position);
                     }
                     id = &id[..id.rfind('/')?];
                 }
             })?;
-        Some((component as *const Component, position))
+        Some((slot, position))
     }
 
-    fn rule_at(&self, located: (*const Component, usize)) -> Option<&Rule> {
-        std::iter::once(&self.driver)
-            .chain(&self.extensions)
-            .find(|c| std::ptr::eq(*c, located.0))
-            .and_then(|c| c.rules.get(located.1))
+    fn rule(&self, position: RulePosition) -> Option<&'a Rule> {
+        self.components
+            .get(position.0)
+            .and_then(|c| c.rules.get(position.1))
+    }
+}
+
+impl RunState {
+    /// Whether a pending group may be accounted now: its rule tables (and, when its level may
+    /// come from an invocation override, the invocations) have been read.
+    fn ready(&self, key: &ResultKey) -> bool {
+        let rules_known = self.tool_seen && (self.legacy_rules_seen || self.tool_name.is_none());
+        let needs_invocations =
+            key.explicit.is_none() && !key.kind_not_fail && key.invocation.is_some();
+        rules_known && (self.invocations_seen || !needs_invocations)
     }
 
-    fn resolve_into(self, facts: &mut SarifFacts, limits: &Limits) {
-        if let Some(name) = self.tool_name.clone().or_else(|| self.driver.name.clone()) {
-            facts.tools.push(name);
-        }
-        // Rule lookups by id scan the rule list; cache per distinct reference.
-        let mut located_cache: HashMap<&RuleRef, Option<(*const Component, usize)>> =
-            HashMap::new();
-        for (key, count) in &self.results {
-            let located = *located_cache
-                .entry(&key.rule)
-                .or_insert_with(|| self.locate(&key.rule));
-            let rule = located.and_then(|at| self.rule_at(at));
-            let override_level = || {
-                let overrides = self
-                    .invocations
-                    .get(usize::try_from(key.invocation?).ok()?)?;
-                let at = located?;
-                overrides
-                    .iter()
-                    .find(|(descriptor, _)| self.locate(descriptor) == Some(at))
-                    .and_then(|(_, level)| *level)
-            };
-            let level = if let Some(level) = key.explicit {
-                facts.level_sources.explicit += count;
-                level
-            } else if key.kind_not_fail {
-                facts.level_sources.kind += count;
-                Level::None
-            } else if let Some(level) = override_level() {
-                facts.level_sources.invocation_override += count;
-                level
-            } else if let Some(level) = rule.and_then(|r| r.default_level) {
-                facts.level_sources.rule_default += count;
-                level
-            } else {
-                facts.level_sources.default_warning += count;
-                Level::Warning
-            };
-            facts.total_results += count;
-            facts.by_level.add(level, *count);
-            match key.suppression {
-                Suppression::Effective => {
-                    facts.suppressed += count;
-                    facts.with_suppressions += count;
+    /// Accounts pending result groups into `facts`: all of them at the end of the run
+    /// (`complete`), else those whose rules are known. Returns how many groups remain.
+    fn account(&mut self, facts: &mut SarifFacts, limits: &Limits, complete: bool) -> usize {
+        let pending = std::mem::take(&mut self.results);
+        let mut remaining = HashMap::new();
+        {
+            let tables = RuleTables::new(self);
+            let overrides: Vec<Vec<(Option<RulePosition>, Option<Level>)>> = self
+                .invocations
+                .iter()
+                .map(|list| {
+                    list.iter()
+                        .map(|(descriptor, level)| (tables.locate(descriptor), *level))
+                        .collect()
+                })
+                .collect();
+            for (key, count) in pending {
+                if !complete && !self.ready(&key) {
+                    remaining.insert(key, count);
+                    continue;
                 }
-                Suppression::NotEffective => {
-                    facts.with_suppressions += count;
-                    facts.unsuppressed_by_level.add(level, *count);
-                }
-                Suppression::None => facts.unsuppressed_by_level.add(level, *count),
-            }
-            let score_band = key
-                .own_band
-                .or_else(|| rule.and_then(|r| r.security_severity).map(band));
-            let bands = &mut facts.by_security_severity;
-            match score_band {
-                Some(Band::Critical) => bands.critical += count,
-                Some(Band::High) => bands.high += count,
-                Some(Band::Medium) => bands.medium += count,
-                Some(Band::Low) => bands.low += count,
-                Some(Band::None) => bands.none += count,
-                None => bands.unscored += count,
-            }
-            if let Some(state) = key.baseline {
-                *facts
-                    .baseline_state
-                    .entry(state.name().to_string())
-                    .or_insert(0) += count;
-            }
-            let rule_id = key
-                .rule
-                .id
-                .as_deref()
-                .or_else(|| rule.and_then(|r| r.id.as_deref()));
-            if let Some(rule_id) = rule_id {
-                if let Some(total) = facts.rule_ids.get_mut(rule_id) {
-                    *total += count;
-                } else if facts.rule_ids.len() < limits.max_listed {
-                    facts.rule_ids.insert(rule_id.to_string(), *count);
+                // Lookups are hash probes, so no per-reference cache is kept (it would grow
+                // with the number of distinct rule ids).
+                let located = tables.locate(&key.rule);
+                let rule = located.and_then(|at| tables.rule(at));
+                let override_level = || {
+                    let list = overrides.get(usize::try_from(key.invocation?).ok()?)?;
+                    let at = located?;
+                    list.iter()
+                        .find(|(position, _)| *position == Some(at))
+                        .and_then(|(_, level)| *level)
+                };
+                let level = if let Some(level) = key.explicit {
+                    facts.level_sources.explicit += count;
+                    level
+                } else if key.kind_not_fail {
+                    facts.level_sources.kind += count;
+                    Level::None
+                } else if let Some(level) = override_level() {
+                    facts.level_sources.invocation_override += count;
+                    level
+                } else if let Some(level) = rule.and_then(|r| r.default_level) {
+                    facts.level_sources.rule_default += count;
+                    level
                 } else {
-                    facts.rule_ids_truncated = true;
-                }
+                    facts.level_sources.default_warning += count;
+                    Level::Warning
+                };
+                add_result_group(facts, limits, &key, count, level, rule);
             }
+        }
+        self.results = remaining;
+        self.results.len()
+    }
+}
+
+fn add_result_group(
+    facts: &mut SarifFacts,
+    limits: &Limits,
+    key: &ResultKey,
+    count: u64,
+    level: Level,
+    rule: Option<&Rule>,
+) {
+    facts.total_results += count;
+    facts.by_level.add(level, count);
+    match key.suppression {
+        Suppression::Effective => {
+            facts.suppressed += count;
+            facts.with_suppressions += count;
+        }
+        Suppression::NotEffective => {
+            facts.with_suppressions += count;
+            facts.unsuppressed_by_level.add(level, count);
+        }
+        Suppression::None => facts.unsuppressed_by_level.add(level, count),
+    }
+    let score_band = key
+        .own_band
+        .or_else(|| rule.and_then(|r| r.security_severity).map(band));
+    let bands = &mut facts.by_security_severity;
+    match score_band {
+        Some(Band::Critical) => bands.critical += count,
+        Some(Band::High) => bands.high += count,
+        Some(Band::Medium) => bands.medium += count,
+        Some(Band::Low) => bands.low += count,
+        Some(Band::None) => bands.none += count,
+        None => bands.unscored += count,
+    }
+    if let Some(state) = key.baseline {
+        *facts
+            .baseline_state
+            .entry(state.name().to_string())
+            .or_insert(0) += count;
+    }
+    let rule_id = key
+        .rule
+        .id
+        .as_deref()
+        .or_else(|| rule.and_then(|r| r.id.as_deref()));
+    if let Some(rule_id) = rule_id {
+        if let Some(total) = facts.rule_ids.get_mut(rule_id) {
+            *total += count;
+        } else if facts.rule_ids.len() < limits.max_listed {
+            facts.rule_ids.insert(rule_id.to_string(), count);
+        } else {
+            facts.rule_ids_truncated = true;
         }
     }
 }
 
-struct RunSeed<'a>(&'a mut RunState);
+struct RunSeed<'a> {
+    run: &'a mut RunState,
+    facts: &'a mut SarifFacts,
+    limits: &'a Limits,
+}
 
 field_keys!(RunKey {
     Tool => "tool",
@@ -511,18 +598,33 @@ impl<'de> Visitor<'de> for RunSeed<'_> {
         f.write_str("a SARIF run object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let run = self.0;
+        let run = self.run;
         while let Some(key) = map.next_key::<RunKey>()? {
             match key {
-                RunKey::Tool => map.next_value_seed(ToolSeed(run))?,
+                RunKey::Tool => {
+                    map.next_value_seed(ToolSeed(run))?;
+                    run.tool_seen = true;
+                }
                 RunKey::Results => {
-                    map.next_value_seed(Array(&mut ResultsSink(&mut run.results)))?
+                    let mut sink = ResultsSink {
+                        run,
+                        facts: self.facts,
+                        limits: self.limits,
+                    };
+                    map.next_value_seed(Array(&mut sink))?
                 }
                 // 2.0: run.resources.rules; 1.0: run.rules. Both are the driver's rules.
-                RunKey::Resources => map.next_value_seed(ResourcesSeed(&mut run.driver.rules))?,
-                RunKey::Rules => map.next_value_seed(RulesSeed(&mut run.driver.rules))?,
+                RunKey::Resources => {
+                    map.next_value_seed(ResourcesSeed(&mut run.driver.rules))?;
+                    run.legacy_rules_seen = true;
+                }
+                RunKey::Rules => {
+                    map.next_value_seed(RulesSeed(&mut run.driver.rules))?;
+                    run.legacy_rules_seen = true;
+                }
                 RunKey::Invocations => {
-                    map.next_value_seed(Array(&mut InvocationsSink(&mut run.invocations)))?
+                    map.next_value_seed(Array(&mut InvocationsSink(&mut run.invocations)))?;
+                    run.invocations_seen = true;
                 }
                 RunKey::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -993,22 +1095,35 @@ impl<'de> Visitor<'de> for ComponentRefSeed {
 // ---------------------------------------------------------------------------------------------
 // Results
 
-struct ResultsSink<'a>(&'a mut HashMap<ResultKey, u64>);
+struct ResultsSink<'a> {
+    run: &'a mut RunState,
+    facts: &'a mut SarifFacts,
+    limits: &'a Limits,
+}
 
 impl<'de> Elements<'de> for ResultsSink<'_> {
     fn next<A: SeqAccess<'de>>(&mut self, seq: &mut A) -> Result<bool, A::Error> {
-        match seq.next_element_seed(ResultSeed)? {
-            Some(key) => {
-                match self.0.get_mut(&key) {
-                    Some(count) => *count += 1,
-                    None => {
-                        self.0.insert(key, 1);
-                    }
+        let Some(key) = seq.next_element_seed(ResultSeed)? else {
+            return Ok(false);
+        };
+        let groups = &mut self.run.results;
+        match groups.get_mut(&key) {
+            Some(count) => *count += 1,
+            None => {
+                groups.insert(key, 1);
+                // Bound memory: account what can be accounted; if that is not enough (the
+                // rules come after a flood of distinct results), refuse rather than grow.
+                let limit = self.limits.max_pending_result_groups;
+                if groups.len() >= limit
+                    && self.run.account(self.facts, self.limits, false) >= limit
+                {
+                    return Err(limit_exceeded(&format!(
+                        "max_pending_result_groups = {limit} (distinct result groups waiting for the run's rules)"
+                    )));
                 }
-                Ok(true)
             }
-            None => Ok(false),
         }
+        Ok(true)
     }
 }
 

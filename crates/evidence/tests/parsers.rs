@@ -605,3 +605,61 @@ fn sarif_2_2_draft_logs_parse() {
     assert_eq!(facts.sarif_version.as_deref(), Some("2.2"));
     assert_eq!(facts.by_level.error, 1);
 }
+
+/// A log with `count` distinct rules, the tool first, then one result per rule without a level.
+fn many_rules_log(count: usize) -> String {
+    let rules: Vec<String> = (0..count)
+        .map(|i| {
+            let level = ["error", "note"][i % 2];
+            format!(r#"{{"id":"R{i}","defaultConfiguration":{{"level":"{level}"}}}}"#)
+        })
+        .collect();
+    let results: Vec<String> = (0..count)
+        .map(|i| format!(r#"{{"ruleId":"R{i}","message":{{"text":"m"}}}}"#))
+        .collect();
+    format!(
+        r#"{{"version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"T","rules":[{}]}}}},"results":[{}]}}]}}"#,
+        rules.join(","),
+        results.join(",")
+    )
+}
+
+#[test]
+fn sarif_result_groups_are_accounted_early_once_rules_are_known() {
+    let log = many_rules_log(50);
+    let unbounded = parse(&EvidenceKind::Sarif, log.as_bytes(), &Limits::default()).unwrap();
+    let tight = Limits {
+        max_pending_result_groups: 5,
+        ..Limits::default()
+    };
+    let bounded = parse(&EvidenceKind::Sarif, log.as_bytes(), &tight).unwrap();
+    assert_eq!(
+        unbounded.facts, bounded.facts,
+        "early accounting must not change the facts"
+    );
+    let Facts::Sarif(facts) = bounded.facts else {
+        panic!()
+    };
+    assert_eq!((facts.by_level.error, facts.by_level.note), (25, 25));
+    assert_eq!(facts.rule_ids.len(), 50);
+}
+
+#[test]
+fn sarif_results_flooding_before_their_rules_hit_a_named_limit() {
+    // level_defaulting.sarif puts its results before the tool, so nothing can be accounted early.
+    let bytes = std::fs::read(fixture("sarif/level_defaulting.sarif")).unwrap();
+    let tight = Limits {
+        max_pending_result_groups: 4,
+        ..Limits::default()
+    };
+    let err = parse(&EvidenceKind::Sarif, bytes.as_slice(), &tight).unwrap_err();
+    assert!(
+        matches!(err, EvidenceError::LimitExceeded { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("max_pending_result_groups = 4"),
+        "{err}"
+    );
+    assert!(err.location().is_some());
+}
