@@ -197,9 +197,14 @@ impl JsonSchema for Duration {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "type": "string",
-            "pattern": "^(0|([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?)$",
-            "description": "A duration such as \"15m\", \"1h30m\" or \"90d\" (units w, d, h, m, s).",
+            "description": "A duration such as \"15m\", \"1h30m\" or \"90d\" (units w, d, h, m, s), or 0.",
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": "^(0|([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?)$"
+                },
+                { "const": 0 }
+            ],
             "examples": ["5m", "1h", "90d"]
         })
     }

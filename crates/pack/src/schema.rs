@@ -86,6 +86,8 @@ mod tests {
     #[test]
     fn durations_are_patterned_strings() {
         let schema = json_schema();
-        assert_eq!(schema["$defs"]["Duration"]["type"], "string");
+        let duration = &schema["$defs"]["Duration"]["anyOf"];
+        assert_eq!(duration[0]["type"], "string");
+        assert_eq!(duration[1]["const"], 0);
     }
 }
