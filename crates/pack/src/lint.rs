@@ -134,7 +134,7 @@ fn suggest(pack: &Pack, wanted: &str, kinds: Option<&[Kind]>) -> Option<String> 
     Some(format!("did you mean `{}`?", best.1))
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

@@ -31,6 +31,8 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 pub const MAX_DIR_DEPTH: usize = 32;
 /// Most YAML files read from one pack.
 pub const MAX_FILES: usize = 20_000;
+/// Most findings collected from one document whose keys are wrong (see `recover`).
+pub const MAX_FINDINGS_PER_DOCUMENT: usize = 50;
 /// Most threads used to parse files.
 pub const MAX_PARSE_THREADS: usize = 4;
 /// Deepest YAML nesting (mappings and sequences) accepted in a document.
@@ -606,8 +608,8 @@ impl FileParse {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.report_typed_error(path, offset, chunk, kind, &e);
-                    return None;
+                    let document = self.recover(path, offset, chunk, kind, e)?;
+                    return self.check_id(path, document);
                 }
             }
         }
@@ -646,8 +648,8 @@ impl FileParse {
         match parse_kind(kind, chunk) {
             Ok(document) => self.check_id(path, document),
             Err(e) => {
-                self.report_typed_error(path, offset, chunk, kind, &e);
-                None
+                let document = self.recover(path, offset, chunk, kind, e)?;
+                self.check_id(path, document)
             }
         }
     }
@@ -667,14 +669,21 @@ impl FileParse {
         None
     }
 
-    fn report_typed_error(
+    /// Reports a failed typed parse and looks for more findings in the same document.
+    ///
+    /// serde stops at the first problem, so on its own a document with three misspelt keys
+    /// would need three lint runs. Unknown keys are therefore blanked out (lines kept, so
+    /// positions stay right) and the document parsed again, up to [`MAX_FINDINGS_PER_DOCUMENT`]
+    /// times. If what remains parses, the document is kept (its unknown keys have been
+    /// reported as errors) so the lint rules check its references too.
+    fn recover(
         &mut self,
         path: &Path,
         offset: u32,
         chunk: &Chunk<'_>,
         kind: Kind,
-        error: &serde_saphyr::Error,
-    ) {
+        first: serde_saphyr::Error,
+    ) -> Option<Document> {
         // A type error can be an artifact of broken YAML later in the document (an unclosed
         // bracket reads as a sequence). Walking the whole document untyped finds syntax errors
         // and limit breaches, which are reported instead: they are the thing to fix first.
@@ -685,21 +694,104 @@ impl FileParse {
             let d = yaml_diagnostic(path, offset, chunk, &walk);
             if matches!(d.code, "yaml-syntax" | "yaml-limit" | "duplicate-key") {
                 self.diagnostics.push(d);
-                return;
+                return None;
             }
         }
+        let mut error = first;
+        let mut blanked: Option<String> = None;
+        for _ in 0..MAX_FINDINGS_PER_DOCUMENT {
+            self.report_typed_error(path, offset, chunk, kind, &error);
+            let serde_saphyr::Error::SerdeUnknownField { .. } = &error else {
+                return None;
+            };
+            let at = error.location()?;
+            let text = blanked.as_deref().unwrap_or(chunk.text);
+            let next = blank_block_key(
+                text,
+                usize::try_from(at.line()).ok()?,
+                usize::try_from(at.column()).ok()?,
+            )?;
+            let retry = Chunk {
+                first_line: chunk.first_line,
+                text: &next,
+            };
+            match parse_kind(kind, &retry) {
+                Ok(document) => return Some(document),
+                Err(e) => error = e,
+            }
+            blanked = Some(next);
+        }
+        None
+    }
+
+    fn report_typed_error(
+        &mut self,
+        path: &Path,
+        offset: u32,
+        chunk: &Chunk<'_>,
+        kind: Kind,
+        error: &serde_saphyr::Error,
+    ) {
         if let serde_saphyr::Error::SerdeMissingField { field: "id", .. } = error {
             self.diagnostics.push(missing_id(path, chunk, kind));
             return;
         }
         let mut d = yaml_diagnostic(path, offset, chunk, error);
-        if d.code == "unknown-key" {
-            d.hint = Some(format!(
-                "see `gatehouse schema` or docs/pack.md for the fields of {kind}"
-            ));
+        if let serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } = error
+        {
+            let closest = expected
+                .iter()
+                .map(|e| (crate::lint::edit_distance(field, e), *e))
+                .filter(|(distance, e)| *distance <= (e.len() / 3).max(2))
+                .min_by_key(|(distance, _)| *distance);
+            d.hint = Some(match closest {
+                Some((_, e)) => format!("did you mean `{e}`?"),
+                None => format!("see `gatehouse schema` or docs/pack.md for the fields of {kind}"),
+            });
         }
         self.diagnostics.push(d);
     }
+}
+
+/// `text` with the block-style key at (`line`, `column`) and its value replaced by empty
+/// lines, or `None` when the key is not a plain block key (e.g. inside a flow mapping or the
+/// first key of a `- ` sequence item), where blanking could change the structure.
+pub(crate) fn blank_block_key(text: &str, line: usize, column: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let index = line.checked_sub(1)?;
+    let key_line = lines.get(index)?;
+    let indent = column.checked_sub(1)?;
+    let (prefix, rest) = key_line.split_at(key_line.char_indices().nth(indent)?.0);
+    if !prefix.chars().all(|c| c == ' ') || rest.starts_with(['{', '[', '-', '#']) {
+        return None;
+    }
+    let mut end = index + 1;
+    while let Some(next) = lines.get(end) {
+        let content = next.trim_start_matches(' ');
+        let next_indent = next.len() - content.len();
+        let blank = content.trim().is_empty() || content.starts_with('#');
+        // A block sequence may sit at the key's own indentation (`key:\n- a\n- b`).
+        let same_level_item =
+            next_indent == indent && (content.starts_with("- ") || content.trim_end() == "-");
+        if blank || next_indent > indent || same_level_item {
+            end += 1;
+        } else {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, l) in lines.iter().enumerate() {
+        if (index..end).contains(&i) {
+            if l.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(l);
+        }
+    }
+    Some(out)
 }
 
 impl Builder {
@@ -916,6 +1008,22 @@ mod tests {
         let chunks = split_documents("# header\n---\n# nothing\n---\nkind: Role\n");
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].first_line, 4);
+    }
+
+    #[test]
+    fn blanking_a_key_keeps_line_numbers_and_drops_its_block() {
+        let text = "kind: Role\nbogus:\n  nested: 1\n- item\nid: a\n";
+        assert_eq!(
+            blank_block_key(text, 2, 1).unwrap(),
+            "kind: Role\n\n\n\nid: a\n"
+        );
+        let nested = "sla:\n  acknowlege: 5m\n  resolution: 1h\n";
+        assert_eq!(
+            blank_block_key(nested, 2, 3).unwrap(),
+            "sla:\n\n  resolution: 1h\n"
+        );
+        assert_eq!(blank_block_key("a: {bogus: 1}\n", 1, 5), None);
+        assert_eq!(blank_block_key("steps:\n  - bogus: 1\n", 2, 5), None);
     }
 
     #[test]

@@ -109,4 +109,23 @@ fixtures!(
     release_class_shape,
     playbook_and_kpi_warnings,
     trace_cycle,
+    several_unknown_keys,
 );
+
+#[test]
+fn unknown_keys_get_a_spelling_suggestion() {
+    let loaded = gatehouse_pack::load_files([(
+        "a.yaml",
+        "kind: Role\nid: r\nresponsibilites: [x]\nzzz: 1\n",
+    )]);
+    let hints: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.hint.as_deref().unwrap())
+        .collect();
+    assert_eq!(hints[0], "did you mean `responsibilities`?");
+    assert!(hints[1].contains("fields of Role"), "{}", hints[1]);
+    // Both unknown keys are reported, and the document is still loaded.
+    assert_eq!(loaded.diagnostics.len(), 2);
+    assert!(loaded.pack.role("r").is_some());
+}

@@ -49,16 +49,21 @@ fn text_shows_position_snippet_caret_hint_and_summary() {
         text.contains("17 | sevrity: High\n   | ^^^^^^^\n"),
         "{text}"
     );
-    assert!(text.contains("  = hint: see `gatehouse schema`"), "{text}");
+    assert!(
+        text.contains("  = hint: did you mean `severity`?"),
+        "{text}"
+    );
+    // The alert is still checked past its unknown key.
+    assert!(text.contains("error[sla-order]"), "{text}");
     assert!(text.contains("error[file-too-large]"), "{text}");
-    assert!(text.ends_with("2 errors, 0 warnings\n"), "{text}");
+    assert!(text.ends_with("3 errors, 0 warnings\n"), "{text}");
 }
 
 #[test]
 fn json_has_one_object_per_finding_with_position() {
     let (_dir, loaded) = loaded();
     let json = render::json(&loaded.diagnostics, &loaded.sources);
-    assert_eq!(json["errors"], 2);
+    assert_eq!(json["errors"], 3);
     assert_eq!(json["warnings"], 0);
     let items = json["diagnostics"].as_array().unwrap();
     let unknown = items.iter().find(|d| d["code"] == "unknown-key").unwrap();
