@@ -20,6 +20,9 @@
 //! | `invalid-trigger`, `invalid-remediation` | alert trigger and remediation shape |
 //! | `overlapping-bands`, `invalid-band` | risk model score bands |
 //! | `invalid-value` | other out-of-range numbers (zero lengths, percentages over 100) |
+//! | `lead-not-member` (warning) | a team lead who is not a member |
+//! | `kpi-target-not-green` (warning) | a KPI target its own thresholds would not show green |
+//! | `phase-gap` (warning) | the first playbook phase does not start at T+0 |
 //! | `trace-cycle` (warning) | a document derives from itself through traces |
 
 use std::path::Path;

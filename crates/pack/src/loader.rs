@@ -147,6 +147,17 @@ pub fn load_unlinted(dir: &Path) -> Result<LoadedPack, PackError> {
     }
     collect_files(dir, 0, &mut ancestors, &mut files, &mut builder.diagnostics);
     files.sort();
+    if files.is_empty() {
+        // Not an error (a new pack starts empty), but a wrong --pack path should not look clean.
+        builder.diagnostics.push(
+            Diagnostic::warning(
+                "empty-pack",
+                format!("no *.yaml or *.yml files under {}", dir.display()),
+            )
+            .at(Location::file(dir))
+            .with_hint("check the folder, or run `gatehouse init` to write the example pack"),
+        );
+    }
     if files.len() > MAX_FILES {
         builder.diagnostics.push(
             Diagnostic::error(

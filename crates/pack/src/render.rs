@@ -202,6 +202,7 @@ pub fn rule_description(code: &str) -> &'static str {
         "lead-not-member" => "A team lead is not a member of the team.",
         "trace-cycle" => "Documents derive from each other in a cycle.",
         "file-too-large" => "A pack file is over the size limit.",
+        "empty-pack" => "The pack folder has no YAML files.",
         "too-many-files" => "The pack has more files than the limit.",
         "too-deep" => "Folders are nested deeper than the limit.",
         "not-utf8" => "A pack file is not valid UTF-8.",

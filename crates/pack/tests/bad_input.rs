@@ -288,3 +288,45 @@ fn one_bad_document_does_not_hide_the_rest_of_the_file() {
     assert_eq!(positions, vec![(3, 1), (10, 1)]);
     assert!(loaded.pack.role("b").is_some());
 }
+
+#[test]
+fn empty_folder_is_a_warning_not_a_clean_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a pack file").unwrap();
+    let loaded = load(dir.path()).unwrap();
+    assert_eq!(loaded.diagnostics.len(), 1);
+    assert_eq!(loaded.diagnostics[0].code, "empty-pack");
+    assert_eq!(
+        loaded.diagnostics[0].severity,
+        gatehouse_pack::Severity::Warning
+    );
+    assert!(!loaded.has_errors());
+}
+
+#[test]
+fn crlf_line_endings_keep_exact_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("windows.yaml");
+    std::fs::write(
+        &file,
+        "kind: Role\r\nid: a\r\n---\r\nkind: Role\r\nid: b\r\n  bad: 1\r\nsevrity: x\r\n",
+    )
+    .unwrap();
+    let loaded = load(dir.path()).unwrap();
+    let d = loaded.diagnostics.first().unwrap();
+    assert_eq!(d.code, "yaml-syntax", "{:?}", loaded.diagnostics);
+    assert_eq!(d.location.as_ref().unwrap().line, 6);
+    assert!(loaded.pack.role("a").is_some());
+    let snippet = d.snippet(loaded.sources.get(&file).unwrap()).unwrap();
+    assert!(!snippet.contains('\r'), "{snippet:?}");
+}
+
+#[test]
+fn byte_order_mark_does_not_shift_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bom.yaml");
+    std::fs::write(&file, "\u{feff}kind: Role\nid: a\nbogus: 1\n").unwrap();
+    let loaded = load(dir.path()).unwrap();
+    assert_eq!(loaded.diagnostics.len(), 1, "{:?}", loaded.diagnostics);
+    assert_at(&loaded.diagnostics[0], &file, 3, 1);
+}
