@@ -887,3 +887,51 @@ impl std::fmt::Display for Kind {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kpi(direction: KpiDirection, green: f64, yellow: f64) -> Kpi {
+        Kpi {
+            kind: Located::new("Kpi".into()),
+            id: Located::new("k".into()),
+            title: None,
+            description: None,
+            calculation: "x".into(),
+            data_source: "y".into(),
+            unit: None,
+            target: Located::new(green),
+            direction,
+            thresholds: KpiThresholds {
+                green: Located::new(green),
+                yellow: Located::new(yellow),
+            },
+            frequency: Cadence::Daily,
+            audience: vec![],
+            traces: vec![],
+            sabsa: None,
+        }
+    }
+
+    #[test]
+    fn kpi_status_follows_direction() {
+        let coverage = kpi(KpiDirection::HigherIsBetter, 100.0, 95.0);
+        assert_eq!(coverage.status(100.0), KpiStatus::Green);
+        assert_eq!(coverage.status(97.0), KpiStatus::Yellow);
+        assert_eq!(coverage.status(95.0), KpiStatus::Yellow);
+        assert_eq!(coverage.status(94.9), KpiStatus::Red);
+        let mttr = kpi(KpiDirection::LowerIsBetter, 2.0, 4.0);
+        assert_eq!(mttr.status(1.5), KpiStatus::Green);
+        assert_eq!(mttr.status(3.0), KpiStatus::Yellow);
+        assert_eq!(mttr.status(4.5), KpiStatus::Red);
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(*kind));
+        }
+        assert_eq!(Kind::parse("role"), None, "kinds are case-sensitive");
+    }
+}

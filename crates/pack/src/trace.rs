@@ -203,3 +203,63 @@ mod tests {
         assert!(!is_external_id("KMS-CRIT-001"));
     }
 }
+
+#[cfg(test)]
+mod graph_tests {
+    use super::*;
+    use crate::pack::Pack;
+
+    fn pack(yaml: &str) -> Pack {
+        crate::load_files([("t.yaml", yaml)]).pack
+    }
+
+    #[test]
+    fn edges_link_documents_and_external_components() {
+        let pack = pack(
+            "kind: Role\nid: a\ntraces:\n  - { to: b, rel: refines, why: narrower }\n  - { to: POL-2026-001.component.5-1, rel: implements }\n---\nkind: Role\nid: b\n",
+        );
+        let (graph, dangling) = TraceGraph::build(&pack);
+        assert!(dangling.is_empty());
+        assert_eq!(graph.nodes().len(), 3);
+        let out: Vec<&str> = graph
+            .outgoing("a")
+            .map(|e| graph.nodes()[e.to].id.as_str())
+            .collect();
+        assert_eq!(out, vec!["b", "POL-2026-001.component.5-1"]);
+        let into_b: Vec<_> = graph.incoming("b").collect();
+        assert_eq!(into_b.len(), 1);
+        assert_eq!(into_b[0].rel, TraceRel::Refines);
+        assert_eq!(into_b[0].why.as_deref(), Some("narrower"));
+        assert_eq!(graph.outgoing("nope").count(), 0);
+    }
+
+    #[test]
+    fn only_derivation_edges_make_cycles() {
+        let cyclic = pack(
+            "kind: Role\nid: a\ntraces: [{ to: b, rel: derives_from }]\n---\nkind: Role\nid: b\ntraces: [{ to: a, rel: refines }]\n",
+        );
+        let (graph, _) = TraceGraph::build(&cyclic);
+        assert_eq!(graph.derivation_cycles().len(), 1);
+        let validating = pack(
+            "kind: Role\nid: a\ntraces: [{ to: b, rel: validates }]\n---\nkind: Role\nid: b\ntraces: [{ to: a, rel: validates }]\n",
+        );
+        let (graph, _) = TraceGraph::build(&validating);
+        assert!(graph.derivation_cycles().is_empty());
+    }
+
+    #[test]
+    fn long_chains_do_not_recurse() {
+        let mut yaml = String::new();
+        for i in 0..20_000 {
+            yaml.push_str(&format!(
+                "---\nkind: Role\nid: r{i}\ntraces: [{{ to: r{}, rel: derives_from }}]\n",
+                i + 1
+            ));
+        }
+        yaml.push_str("---\nkind: Role\nid: r20000\n");
+        let chain = pack(&yaml);
+        let (graph, dangling) = TraceGraph::build(&chain);
+        assert!(dangling.is_empty());
+        assert!(graph.derivation_cycles().is_empty());
+    }
+}
