@@ -2,9 +2,9 @@
 //!
 //! A DSSE signature covers the pre-authentication encoding (PAE) of the payload type and the
 //! raw payload, never the JSON of the envelope, so the payload is verified byte for byte as it
-//! was signed. Keys are Ed25519 or ECDSA P-256 (SHA-256) public keys, loaded from PEM
-//! (SubjectPublicKeyInfo) — the formats cosign, in-toto and witness emit. RSA keys are not
-//! supported yet.
+//! was signed. Keys are Ed25519, ECDSA P-256 (SHA-256) or RSA (PKCS#1 v1.5 or PSS, SHA-256)
+//! public keys, loaded from PEM (SubjectPublicKeyInfo) — the formats cosign, in-toto and
+//! witness emit.
 
 use ed25519_dalek::pkcs8::DecodePublicKey as _;
 use p256::ecdsa::signature::Verifier as _;
@@ -35,12 +35,15 @@ pub struct DsseSignature {
 pub enum KeyAlgorithm {
     Ed25519,
     EcdsaP256Sha256,
+    /// RSASSA-PKCS1-v1_5 or RSASSA-PSS with SHA-256.
+    RsaSha256,
 }
 
 #[derive(Debug, Clone)]
 enum PublicKey {
     Ed25519(ed25519_dalek::VerifyingKey),
     EcdsaP256(p256::ecdsa::VerifyingKey),
+    Rsa(rsa::PublicKey),
 }
 
 /// A public key evidence signatures are checked against (e.g. a key from the policy pack).
@@ -60,15 +63,22 @@ impl TrustedKey {
                 key: PublicKey::Ed25519(key),
             });
         }
-        match p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
-            Ok(key) => Ok(Self {
+        if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(pem) {
+            return Ok(Self {
                 id: id.to_string(),
                 key: PublicKey::EcdsaP256(key),
+            });
+        }
+        match rsa::PublicKey::from_public_key_pem(pem) {
+            Ok(key) => Ok(Self {
+                id: id.to_string(),
+                key: PublicKey::Rsa(key),
             }),
             Err(_) => Err(EvidenceError::Key {
                 key_id: id.to_string(),
-                message: "not a PEM SubjectPublicKeyInfo holding an Ed25519 or ECDSA P-256 key"
-                    .to_string(),
+                message:
+                    "not a PEM SubjectPublicKeyInfo holding an Ed25519, ECDSA P-256 or RSA key"
+                        .to_string(),
             }),
         }
     }
@@ -94,6 +104,7 @@ impl TrustedKey {
         match self.key {
             PublicKey::Ed25519(_) => KeyAlgorithm::Ed25519,
             PublicKey::EcdsaP256(_) => KeyAlgorithm::EcdsaP256Sha256,
+            PublicKey::Rsa(_) => KeyAlgorithm::RsaSha256,
         }
     }
 
@@ -110,6 +121,22 @@ impl TrustedKey {
                 }
                 p256::ecdsa::Signature::from_slice(signature)
                     .is_ok_and(|sig| key.verify(message, &sig).is_ok())
+            }
+            // The envelope does not say which RSA padding was used; both are SHA-256 and a
+            // signature can only verify under the one it was made with.
+            PublicKey::Rsa(key) => {
+                let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
+                    return false;
+                };
+                let pkcs1 = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key.clone());
+                if pkcs1.verify(message, &sig).is_ok() {
+                    return true;
+                }
+                rsa::pss::Signature::try_from(signature).is_ok_and(|sig| {
+                    rsa::pss::VerifyingKey::<sha2::Sha256>::new(key.clone())
+                        .verify(message, &sig)
+                        .is_ok()
+                })
             }
         }
     }

@@ -304,3 +304,35 @@ fn a_plain_statement_cannot_satisfy_a_signature_requirement() {
         "{err:?}"
     );
 }
+
+#[test]
+fn rsa_pkcs1v15_and_pss_envelopes_verify_against_a_pem_key() {
+    // Signed with openssl over the DSSE PAE; only the public key is kept in the fixtures.
+    let pem = String::from_utf8(fixture_bytes("intoto/rsa_signer.pub.pem")).unwrap();
+    let key = TrustedKey::from_pem("rsa_signer.pub.pem", &pem).unwrap();
+    assert_eq!(key.algorithm(), KeyAlgorithm::RsaSha256);
+    for path in ["intoto/dsse_rsa_pkcs1v15.json", "intoto/dsse_rsa_pss.json"] {
+        let bytes = fixture_bytes(path);
+        let facts = in_toto(
+            parse_attestation(
+                bytes.as_slice(),
+                &Limits::default(),
+                std::slice::from_ref(&key),
+            )
+            .unwrap(),
+        );
+        assert!(
+            matches!(
+                facts.envelopes[0].signature_check,
+                SignatureCheck::Verified(_)
+            ),
+            "{path}"
+        );
+        // The same envelope does not verify with an unrelated key.
+        let other = trusted("other", &ed25519_key("other"));
+        assert!(
+            parse_attestation(bytes.as_slice(), &Limits::default(), &[other]).is_err(),
+            "{path}"
+        );
+    }
+}

@@ -41,7 +41,7 @@ pub struct InspectArgs {
     pub file: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// PEM public key (Ed25519 or ECDSA P-256) that must have signed every DSSE envelope
+    /// PEM public key (Ed25519, ECDSA P-256 or RSA) that must have signed every DSSE envelope
     /// (in-toto only; repeatable).
     #[arg(long = "key", value_name = "PEM")]
     pub keys: Vec<PathBuf>,
