@@ -113,3 +113,28 @@ impl<T: JsonSchema> JsonSchema for Located<T> {
         T::json_schema(generator)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_file_lines_under_the_offset_guard() {
+        let _guard = LineOffsetGuard::new(10);
+        let v: Located<String> = serde_saphyr::from_str("\n  x\n").unwrap();
+        assert_eq!((v.value.as_str(), v.line, v.column), ("x", 12, 3));
+    }
+
+    #[test]
+    fn other_formats_deserialize_without_a_position() {
+        // The server may read pack documents back from JSON; positions are then unknown.
+        let v: Located<String> = serde_json::from_str("\"x\"").unwrap();
+        assert_eq!((v.value.as_str(), v.line), ("x", 0));
+        let role: crate::model::Role = serde_json::from_str(
+            r#"{"kind":"Role","id":"r","traces":[{"to":"a","rel":"refines"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(role.traces[0].to.value, "a");
+        assert_eq!(serde_json::to_value(&role).unwrap()["id"], "r");
+    }
+}
