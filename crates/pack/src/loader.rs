@@ -628,8 +628,14 @@ impl FileParse {
         {
             Ok(h) => h,
             Err(e) => {
-                self.diagnostics
-                    .push(yaml_diagnostic(path, offset, chunk, &e));
+                let mut d = yaml_diagnostic(path, offset, chunk, &e);
+                if d.code == "wrong-type" && d.location == Some(first_content_location(path, chunk))
+                {
+                    d.message = "a pack document must be a mapping with `kind:` and `id:`".into();
+                    d.hint =
+                        Some("start the document with `kind: <Kind>` and `id: <id>` lines".into());
+                }
+                self.diagnostics.push(d);
                 return None;
             }
         };
@@ -942,6 +948,8 @@ fn yaml_diagnostic(
             ..
         } => format!("YAML nested deeper than the limit of {MAX_YAML_DEPTH} levels"),
         E::Budget { breach, .. } => format!("YAML safety limit exceeded: {breach:?}"),
+        E::NullIntoString { .. } => "a value is required here, found nothing".to_owned(),
+        E::Unexpected { expected, .. } => format!("expected {}", structure_description(expected)),
         E::InvalidScalar { ty, .. } => {
             format!("expected {}", scalar_description(ty))
         }
@@ -973,6 +981,15 @@ fn yaml_diagnostic(
         diagnostic = diagnostic.with_hint(hint);
     }
     diagnostic
+}
+
+fn structure_description(expected: &str) -> String {
+    match expected {
+        "sequence start" => "a list, e.g. `[a, b]` or `- a` lines".to_owned(),
+        "mapping start" => "a mapping of `key: value` pairs".to_owned(),
+        "string scalar" => "a single text value, not a list or mapping".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 fn scalar_description(ty: &str) -> String {

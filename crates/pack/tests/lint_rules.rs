@@ -110,6 +110,7 @@ fixtures!(
     playbook_and_kpi_warnings,
     trace_cycle,
     several_unknown_keys,
+    wrong_shapes,
 );
 
 #[test]
