@@ -22,7 +22,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::automaton::Automaton as _;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind};
 use serde_json::Value;
 
 use crate::condition::Condition;
@@ -67,16 +69,38 @@ enum UseKind {
     Glob,
 }
 
+/// How an automaton is run over a value. Prefix and exact needles only need an anchored
+/// search from the start of the value (which stops as soon as no needle can continue), and
+/// suffix needles an anchored search over the reversed value; only `contains` and wildcard
+/// needles need a full unanchored scan. Splitting them keeps the full scan's automaton small
+/// and its matches few.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SearchMode {
+    Unanchored,
+    AnchoredStart,
+    AnchoredEndReversed,
+}
+
+#[derive(Debug)]
+enum Searcher {
+    /// Unanchored overlapping search.
+    Full(AhoCorasick),
+    /// Anchored search, walked state by state (the crate has no anchored overlapping
+    /// iterator).
+    Anchored(DFA),
+}
+
 #[derive(Debug)]
 struct AcSet {
-    automaton: AhoCorasick,
+    automaton: Searcher,
+    mode: SearchMode,
     uses: Vec<Vec<(AtomId, UseKind)>>,
 }
 
 #[derive(Debug, Default)]
 struct FieldAutomata {
-    folded: Option<AcSet>,
-    cased: Option<AcSet>,
+    folded: Vec<AcSet>,
+    cased: Vec<AcSet>,
 }
 
 /// What the engine reports about a rule.
@@ -99,12 +123,29 @@ struct CompiledRule {
     trigger: Option<Vec<AtomId>>,
     /// Fields whose values correlations need from this rule's events.
     captures: Vec<(String, FieldId)>,
+    uses_keywords: bool,
+    fields: Vec<FieldId>,
 }
 
 #[derive(Debug)]
 struct SourceRules {
     applicable: Vec<bool>,
     untriggered: Vec<u32>,
+    needs_keywords: bool,
+    /// Fields named by at least one applicable rule: the others are not scanned.
+    fields: Vec<bool>,
+}
+
+/// Counts describing a compiled plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanStats {
+    pub rules: usize,
+    pub atoms: usize,
+    pub automaton_atoms: usize,
+    pub keyword_atoms: usize,
+    /// Rules without a prefilter trigger: evaluated for every event of their log source.
+    pub untriggered_rules: usize,
+    pub fields_with_automata: usize,
 }
 
 /// One field that made a rule match, and the event's value.
@@ -135,6 +176,8 @@ pub struct Scratch {
     folded_gen: Vec<u32>,
     hit_atoms: Vec<AtomId>,
     candidates: Vec<u32>,
+    /// This thread's copy of the per-source rule lists: no lock or shared refcount per event.
+    sources: HashMap<EventSource, Arc<SourceRules>>,
 }
 
 impl Scratch {
@@ -275,6 +318,9 @@ pub struct Engine {
     rules: Vec<CompiledRule>,
     atom_triggers: Vec<Vec<u32>>,
     has_keywords: bool,
+    /// Case-folded keyword needles of all rules, run over every scalar of an event whose
+    /// source has applicable keyword rules.
+    keywords: Vec<AcSet>,
     sources: Mutex<HashMap<EventSource, Arc<SourceRules>>>,
     correlations: Vec<ResolvedCorrelation>,
 }
@@ -296,7 +342,14 @@ impl Builder {
             return *id;
         }
         let (by_automaton, needle_len) = match (field, matcher) {
-            (Some(_), ValueMatcher::Pattern { pattern, .. }) => match pattern.shape() {
+            (Some(_), ValueMatcher::Pattern { pattern, .. })
+            | (
+                None,
+                ValueMatcher::Pattern {
+                    pattern,
+                    cased: false,
+                },
+            ) => match pattern.shape() {
                 Shape::Exact(l) | Shape::Prefix(l) | Shape::Suffix(l) | Shape::Contains(l)
                     if !l.is_empty() =>
                 {
@@ -434,26 +487,67 @@ fn union(sets: impl Iterator<Item = Option<Vec<AtomId>>>) -> Option<Vec<AtomId>>
     Some(out)
 }
 
-fn build_acset(needles: Vec<Needle>) -> Option<AcSet> {
+fn build_acset(needles: Vec<Needle>, mode: SearchMode) -> Option<AcSet> {
     if needles.is_empty() {
         return None;
     }
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut patterns: Vec<String> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut patterns: Vec<Vec<u8>> = Vec::new();
     let mut uses: Vec<Vec<(AtomId, UseKind)>> = Vec::new();
     for (needle, atom, kind) in needles {
-        let slot = *index.entry(needle.clone()).or_insert_with(|| {
-            patterns.push(needle);
+        let mut bytes = needle.into_bytes();
+        if mode == SearchMode::AnchoredEndReversed {
+            bytes.reverse();
+        }
+        let slot = *index.entry(bytes.clone()).or_insert_with(|| {
+            patterns.push(bytes);
             uses.push(Vec::new());
             patterns.len() - 1
         });
         uses[slot].push((atom, kind));
     }
-    let automaton = AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .build(&patterns)
-        .ok()?;
-    Some(AcSet { automaton, uses })
+    let automaton = if mode == SearchMode::Unanchored {
+        Searcher::Full(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&patterns)
+                .ok()?,
+        )
+    } else {
+        Searcher::Anchored(
+            DFA::builder()
+                .match_kind(MatchKind::Standard)
+                .start_kind(StartKind::Anchored)
+                .build(&patterns)
+                .ok()?,
+        )
+    };
+    Some(AcSet {
+        automaton,
+        mode,
+        uses,
+    })
+}
+
+/// Splits needles by how they are searched and builds one automaton per search mode.
+fn build_searchers(needles: Vec<Needle>) -> Vec<AcSet> {
+    let (mut start, mut end, mut anywhere) = (Vec::new(), Vec::new(), Vec::new());
+    for n in needles {
+        match n.2 {
+            UseKind::Exact | UseKind::Prefix => start.push(n),
+            UseKind::Suffix => end.push(n),
+            UseKind::Contains | UseKind::Glob => anywhere.push(n),
+        }
+    }
+    [
+        build_acset(start, SearchMode::AnchoredStart),
+        build_acset(end, SearchMode::AnchoredEndReversed),
+        build_acset(anywhere, SearchMode::Unanchored),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 impl Engine {
@@ -507,6 +601,16 @@ impl Engine {
         let mut rules = Vec::new();
         for (i, (r, expr)) in set.rules.iter().zip(exprs).enumerate() {
             let trigger = b.trigger(&expr);
+            let atom_ids = expr_atoms(&expr);
+            let uses_keywords = atom_ids
+                .iter()
+                .any(|a| b.atoms[*a as usize].field.is_none());
+            let mut fields: Vec<FieldId> = atom_ids
+                .iter()
+                .filter_map(|a| b.atoms[*a as usize].field)
+                .collect();
+            fields.sort_unstable();
+            fields.dedup();
             let caps = captures[i]
                 .iter()
                 .map(|f| (f.clone(), b.fields.intern(f)))
@@ -519,6 +623,8 @@ impl Engine {
                 expr,
                 trigger,
                 captures: caps,
+                uses_keywords,
+                fields,
             });
         }
         let mut atom_triggers = vec![Vec::new(); b.atoms.len()];
@@ -531,9 +637,10 @@ impl Engine {
         let mut per_field: Vec<(Vec<Needle>, Vec<Needle>)> = (0..b.fields.len())
             .map(|_| (Vec::new(), Vec::new()))
             .collect();
+        let mut keyword_needles = Vec::new();
         for (id, atom) in b.atoms.iter().enumerate() {
-            let (Some(field), ValueMatcher::Pattern { pattern, cased }, true) =
-                (atom.field, &atom.matcher, atom.by_automaton)
+            let (ValueMatcher::Pattern { pattern, cased }, true) =
+                (&atom.matcher, atom.by_automaton)
             else {
                 continue;
             };
@@ -545,19 +652,28 @@ impl Engine {
                 Shape::Glob { required: Some(l) } => (l, UseKind::Glob),
                 _ => continue,
             };
-            let slot = &mut per_field[field as usize];
-            let target = if *cased { &mut slot.1 } else { &mut slot.0 };
-            target.push((
+            let entry = (
                 needle.to_owned(),
                 AtomId::try_from(id).unwrap_or(AtomId::MAX),
                 kind,
-            ));
+            );
+            match atom.field {
+                None => keyword_needles.push(entry),
+                Some(field) => {
+                    let slot = &mut per_field[field as usize];
+                    if *cased {
+                        slot.1.push(entry);
+                    } else {
+                        slot.0.push(entry);
+                    }
+                }
+            }
         }
         let automata = per_field
             .into_iter()
             .map(|(folded, cased)| FieldAutomata {
-                folded: build_acset(folded),
-                cased: build_acset(cased),
+                folded: build_searchers(folded),
+                cased: build_searchers(cased),
             })
             .collect();
         let has_keywords = b.atoms.iter().any(|a| a.field.is_none());
@@ -568,6 +684,7 @@ impl Engine {
             rules,
             atom_triggers,
             has_keywords,
+            keywords: build_searchers(keyword_needles),
             sources: Mutex::new(HashMap::new()),
             correlations,
         }
@@ -588,9 +705,25 @@ impl Engine {
             self.atoms.len(),
             self.automata
                 .iter()
-                .filter(|a| a.folded.is_some() || a.cased.is_some())
+                .filter(|a| !a.folded.is_empty() || !a.cased.is_empty())
                 .count(),
         )
+    }
+
+    /// Shape of the compiled plan, for reports and tuning.
+    pub fn plan_stats(&self) -> PlanStats {
+        PlanStats {
+            rules: self.rules.len(),
+            atoms: self.atoms.len(),
+            automaton_atoms: self.atoms.iter().filter(|a| a.by_automaton).count(),
+            keyword_atoms: self.atoms.iter().filter(|a| a.field.is_none()).count(),
+            untriggered_rules: self.rules.iter().filter(|r| r.trigger.is_none()).count(),
+            fields_with_automata: self
+                .automata
+                .iter()
+                .filter(|a| !a.folded.is_empty() || !a.cased.is_empty())
+                .count(),
+        }
     }
 
     fn source_rules(&self, source: &EventSource) -> Arc<SourceRules> {
@@ -608,9 +741,24 @@ impl Engine {
             .filter(|&i| applicable[i] && self.rules[i].trigger.is_none())
             .filter_map(|i| u32::try_from(i).ok())
             .collect();
+        let needs_keywords = self
+            .rules
+            .iter()
+            .zip(&applicable)
+            .any(|(r, a)| *a && r.uses_keywords);
+        let mut fields = vec![false; self.fields.len()];
+        for (r, a) in self.rules.iter().zip(&applicable) {
+            if *a {
+                for f in &r.fields {
+                    fields[*f as usize] = true;
+                }
+            }
+        }
         let s = Arc::new(SourceRules {
             applicable,
             untriggered,
+            needs_keywords,
+            fields,
         });
         if let Ok(mut cache) = self.sources.lock() {
             cache.insert(source.clone(), Arc::clone(&s));
@@ -625,32 +773,61 @@ impl Engine {
         scratch.begin(self.atoms.len(), self.rules.len(), view.bindings.len());
         let generation = scratch.generation;
         let source = view.source.clone().unwrap_or(EventSource::Unknown);
-        let sources = self.source_rules(&source);
+        let sources = match scratch.sources.get(&source) {
+            Some(s) => Arc::clone(s),
+            None => {
+                let s = self.source_rules(&source);
+                scratch.sources.insert(source, Arc::clone(&s));
+                s
+            }
+        };
 
         // Aho-Corasick pass over each bound field that has an automaton.
         let mut i = 0;
         while i < view.bindings.len() {
             let field = view.bindings[i].0;
             let end = i + view.bindings[i..].partition_point(|(f, _)| *f == field);
-            if let Some(auto) = self.automata.get(field as usize) {
+            if sources.fields.get(field as usize).copied().unwrap_or(false)
+                && let Some(auto) = self.automata.get(field as usize)
+            {
                 for bi in i..end {
                     let v = view.bindings[bi].1;
-                    if let Some(set) = &auto.folded
-                        && value_text(v).is_some()
-                    {
+                    if !auto.folded.is_empty() && value_text(v).is_some() {
                         ensure_folded(scratch, bi, v);
                         let text = std::mem::take(&mut scratch.folded[bi]);
-                        self.run_acset(set, &text, scratch);
+                        for set in &auto.folded {
+                            self.run_acset(set, &text, scratch);
+                        }
                         scratch.folded[bi] = text;
                     }
-                    if let Some(set) = &auto.cased
+                    if !auto.cased.is_empty()
                         && let Some(text) = value_text(v)
                     {
-                        self.run_acset(set, &text, scratch);
+                        for set in &auto.cased {
+                            self.run_acset(set, &text, scratch);
+                        }
                     }
                 }
             }
             i = end;
+        }
+
+        if sources.needs_keywords && !self.keywords.is_empty() {
+            let mut buf = String::new();
+            for leaf in &view.leaves {
+                if let Some(text) = value_text(leaf) {
+                    buf.clear();
+                    if text.is_ascii() {
+                        buf.push_str(&text);
+                        buf.make_ascii_lowercase();
+                    } else {
+                        buf.push_str(&fold_case(&text));
+                    }
+                    for set in &self.keywords {
+                        self.run_acset(set, &buf, scratch);
+                    }
+                }
+            }
         }
 
         // Candidate rules: triggered ones that apply to this source, plus untriggered ones.
@@ -698,28 +875,69 @@ impl Engine {
     }
 
     fn run_acset(&self, set: &AcSet, text: &str, scratch: &mut Scratch) {
-        let generation = scratch.generation;
-        for m in set.automaton.find_overlapping_iter(text) {
-            for &(atom, kind) in &set.uses[m.pattern().as_usize()] {
-                let a = atom as usize;
-                if scratch.atom_gen[a] == generation && scratch.atom_val[a] {
-                    continue;
+        match &set.automaton {
+            Searcher::Full(ac) => {
+                for m in ac.find_overlapping_iter(text) {
+                    self.hit(
+                        set,
+                        m.pattern().as_usize(),
+                        m.end() - m.start() == text.len(),
+                        text,
+                        scratch,
+                    );
                 }
-                let ok = match kind {
-                    UseKind::Contains => true,
-                    UseKind::Exact => m.start() == 0 && m.end() == text.len(),
-                    UseKind::Prefix => m.start() == 0,
-                    UseKind::Suffix => m.end() == text.len(),
-                    UseKind::Glob => match &self.atoms[a].matcher {
-                        ValueMatcher::Pattern { pattern, .. } => pattern.matches(text),
-                        _ => false,
-                    },
+            }
+            Searcher::Anchored(dfa) => {
+                let Ok(mut state) = dfa.start_state(Anchored::Yes) else {
+                    return;
                 };
-                if ok {
-                    scratch.atom_gen[a] = generation;
-                    scratch.atom_val[a] = true;
-                    scratch.hit_atoms.push(atom);
+                let bytes = text.as_bytes();
+                let len = bytes.len();
+                for i in 0..len {
+                    let byte = if set.mode == SearchMode::AnchoredEndReversed {
+                        bytes[len - 1 - i]
+                    } else {
+                        bytes[i]
+                    };
+                    state = dfa.next_state(Anchored::Yes, state, byte);
+                    if dfa.is_dead(state) {
+                        break;
+                    }
+                    if dfa.is_match(state) {
+                        for k in 0..dfa.match_len(state) {
+                            let pattern = dfa.match_pattern(state, k);
+                            // Match states also carry needles that are suffixes of this
+                            // prefix; only needles starting at the anchor count.
+                            if dfa.pattern_len(pattern) == i + 1 {
+                                self.hit(set, pattern.as_usize(), i + 1 == len, text, scratch);
+                            }
+                        }
+                    }
                 }
+            }
+        }
+    }
+
+    /// Records a needle hit: `whole` is true when the needle spans the entire value.
+    fn hit(&self, set: &AcSet, pattern: usize, whole: bool, text: &str, scratch: &mut Scratch) {
+        let generation = scratch.generation;
+        for &(atom, kind) in &set.uses[pattern] {
+            let a = atom as usize;
+            if scratch.atom_gen[a] == generation && scratch.atom_val[a] {
+                continue;
+            }
+            let ok = match kind {
+                UseKind::Contains | UseKind::Prefix | UseKind::Suffix => true,
+                UseKind::Exact => whole,
+                UseKind::Glob => match &self.atoms[a].matcher {
+                    ValueMatcher::Pattern { pattern, .. } => pattern.matches(text),
+                    _ => false,
+                },
+            };
+            if ok {
+                scratch.atom_gen[a] = generation;
+                scratch.atom_val[a] = true;
+                scratch.hit_atoms.push(atom);
             }
         }
     }
@@ -850,6 +1068,22 @@ impl Engine {
             }
         }
     }
+}
+
+fn expr_atoms(e: &Expr) -> Vec<AtomId> {
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::Const(_) => {}
+            Expr::Atom(a) => out.push(*a),
+            Expr::Not(inner) => stack.push(inner),
+            Expr::And(parts) | Expr::Or(parts) | Expr::AtLeast(_, parts) => {
+                stack.extend(parts.iter())
+            }
+        }
+    }
+    out
 }
 
 fn ensure_folded(scratch: &mut Scratch, bi: usize, v: &Value) {
