@@ -754,19 +754,25 @@ impl FileParse {
             return;
         }
         let mut d = yaml_diagnostic(path, offset, chunk, error);
-        if let serde_saphyr::Error::SerdeUnknownField {
-            field, expected, ..
-        } = error
-        {
-            let closest = expected
-                .iter()
-                .map(|e| (crate::lint::edit_distance(field, e), *e))
-                .filter(|(distance, e)| *distance <= (e.len() / 3).max(2))
-                .min_by_key(|(distance, _)| *distance);
-            d.hint = Some(match closest {
-                Some((_, e)) => format!("did you mean `{e}`?"),
-                None => format!("see `gatehouse schema` or docs/pack.md for the fields of {kind}"),
-            });
+        match error {
+            serde_saphyr::Error::SerdeUnknownField {
+                field, expected, ..
+            } => {
+                d.hint = Some(match closest(field, expected) {
+                    Some(e) => format!("did you mean `{e}`?"),
+                    None => {
+                        format!("see `gatehouse schema` or docs/pack.md for the fields of {kind}")
+                    }
+                });
+            }
+            serde_saphyr::Error::SerdeUnknownVariant {
+                variant, expected, ..
+            } => {
+                if let Some(e) = closest(variant, expected) {
+                    d.hint = Some(format!("did you mean `{e}`?"));
+                }
+            }
+            _ => {}
         }
         self.diagnostics.push(d);
     }
@@ -820,6 +826,21 @@ impl Builder {
             sources: self.sources,
         }
     }
+}
+
+/// The expected name closest to a misspelt one, if it is close enough to be a typo.
+fn closest(written: &str, expected: &[&'static str]) -> Option<&'static str> {
+    expected
+        .iter()
+        .map(|e| {
+            (
+                crate::lint::edit_distance(&written.to_lowercase(), &e.to_lowercase()),
+                *e,
+            )
+        })
+        .filter(|(distance, e)| *distance <= (e.len() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, e)| e)
 }
 
 fn missing_id(path: &Path, chunk: &Chunk<'_>, kind: Kind) -> Diagnostic {

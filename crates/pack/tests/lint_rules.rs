@@ -130,3 +130,19 @@ fn unknown_keys_get_a_spelling_suggestion() {
     assert_eq!(loaded.diagnostics.len(), 2);
     assert!(loaded.pack.role("r").is_some());
 }
+
+#[test]
+fn misspelt_values_get_a_suggestion_too() {
+    let loaded = gatehouse_pack::load_files([(
+        "a.yaml",
+        "kind: Improvement\nid: i\nrisk_reduction: 1\neffort: 1\nstatus: in-progress\n",
+    )]);
+    assert_eq!(loaded.diagnostics.len(), 1, "{:?}", loaded.diagnostics);
+    let d = &loaded.diagnostics[0];
+    assert_eq!(d.code, "invalid-value");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `in_progress`?"));
+    assert_eq!(
+        d.location.as_ref().map(|l| (l.line, l.column)),
+        Some((5, 9))
+    );
+}
