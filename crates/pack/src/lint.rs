@@ -21,6 +21,8 @@
 //! | `overlapping-bands`, `invalid-band` | risk model score bands |
 //! | `invalid-value` | other out-of-range numbers (zero lengths, percentages over 100) |
 //! | `lead-not-member` (warning) | a team lead who is not a member |
+//! | `duplicate-entry` (warning) | the same evidence kind, requirement id, member or participant listed twice |
+//! | `band-gap` (warning) | risk scores that fall in no band |
 //! | `kpi-target-not-green` (warning) | a KPI target its own thresholds would not show green |
 //! | `phase-gap` (warning) | the first playbook phase does not start at T+0 |
 //! | `trace-cycle` (warning) | a document derives from itself through traces |
@@ -329,6 +331,29 @@ impl Cx<'_, '_> {
         }
     }
 
+    /// Warns about a value listed twice where each entry should be distinct.
+    fn duplicates<'v>(
+        &mut self,
+        values: impl Iterator<Item = &'v Located<String>>,
+        field: &str,
+        what: &str,
+    ) {
+        let mut seen: Vec<&Located<String>> = Vec::new();
+        for value in values {
+            if let Some(first) = seen.iter().find(|s| s.value == value.value) {
+                let hint = format!("first listed at line {}; remove one", first.line);
+                self.warning(
+                    "duplicate-entry",
+                    value,
+                    format!("{what} `{}` appears twice in `{field}`", value.value),
+                    &hint,
+                );
+            } else {
+                seen.push(value);
+            }
+        }
+    }
+
     /// Each located duration must not be shorter than the one before it.
     fn ordered(&mut self, code: &'static str, steps: &[(&str, &Located<Duration>)]) {
         for pair in steps.windows(2) {
@@ -370,6 +395,7 @@ impl Cx<'_, '_> {
 
     fn team(&mut self, d: &Team) {
         self.references(&d.members, &[Kind::Person], "members");
+        self.duplicates(d.members.iter(), "members", "member");
         if let Some(lead) = &d.lead
             && self.reference(lead, &[Kind::Person], "lead")
             && !d.members.iter().any(|m| m.value == lead.value)
@@ -436,6 +462,16 @@ impl Cx<'_, '_> {
                 );
             }
         }
+        self.duplicates(
+            d.required_evidence.iter().map(|e| &e.kind),
+            "required_evidence",
+            "evidence kind",
+        );
+        self.duplicates(
+            d.security_requirements.iter().map(|r| &r.id),
+            "security_requirements",
+            "requirement id",
+        );
         for requirement in &d.security_requirements {
             if let Some(control) = &requirement.control {
                 self.reference(control, &[Kind::Control], "security_requirements.control");
@@ -536,6 +572,35 @@ impl Cx<'_, '_> {
             }
         }
         bands.sort_by_key(|b| b.min.value);
+        // Every score likelihood × impact can produce must land in a band, or a risk could
+        // not be named (and gated) at all.
+        let highest = max_value(&d.likelihood).saturating_mul(max_value(&d.impact));
+        let mut covered_to = 0u32;
+        for band in &bands {
+            if band.min.value > covered_to.saturating_add(1) {
+                self.warning(
+                    "band-gap",
+                    &band.min,
+                    format!(
+                        "scores {}–{} fall in no band",
+                        covered_to + 1,
+                        band.min.value - 1
+                    ),
+                    "make each band start where the previous one ends",
+                );
+            }
+            covered_to = covered_to.max(band.max.value);
+        }
+        if !bands.is_empty() && covered_to < highest {
+            if let Some(last) = bands.iter().max_by_key(|b| b.max.value) {
+                self.warning(
+                    "band-gap",
+                    &last.max,
+                    format!("scores {}–{highest} fall in no band", covered_to + 1),
+                    "extend the last band to the highest possible score",
+                );
+            }
+        }
         for pair in bands.windows(2) {
             if pair[1].min.value <= pair[0].max.value {
                 self.error(
@@ -621,6 +686,11 @@ impl Cx<'_, '_> {
             &rotation.participants,
             &[Kind::Person],
             "rotation.participants",
+        );
+        self.duplicates(
+            rotation.participants.iter(),
+            "rotation.participants",
+            "participant",
         );
         if rotation.participants.is_empty() {
             self.error(

@@ -347,6 +347,13 @@ document! {
     }
 }
 
+impl ReleaseClass {
+    /// Emergency classes carry an `emergency` block (shortened path, retrospective review).
+    pub fn is_emergency(&self) -> bool {
+        self.emergency.is_some()
+    }
+}
+
 document! {
     /// A security control, mapped to external standards.
     pub struct Control {

@@ -199,6 +199,8 @@ pub fn rule_description(code: &str) -> &'static str {
         "invalid-remediation" => "Automatic or suggested remediation needs a runbook.",
         "overlapping-bands" => "Risk score bands overlap.",
         "invalid-band" => "A risk score band has max below min.",
+        "duplicate-entry" => "The same entry is listed twice.",
+        "band-gap" => "Some risk scores fall in no band.",
         "lead-not-member" => "A team lead is not a member of the team.",
         "trace-cycle" => "Documents derive from each other in a cycle.",
         "file-too-large" => "A pack file is over the size limit.",

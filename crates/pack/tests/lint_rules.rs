@@ -111,6 +111,7 @@ fixtures!(
     trace_cycle,
     several_unknown_keys,
     wrong_shapes,
+    duplicates_and_band_gaps,
 );
 
 #[test]
