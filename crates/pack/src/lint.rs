@@ -576,7 +576,8 @@ impl Cx<'_, '_> {
         // not be named (and gated) at all.
         let highest = max_value(&d.likelihood).saturating_mul(max_value(&d.impact));
         let mut covered_to = 0u32;
-        for band in &bands {
+        // Inverted bands are reported above; counting them would invent gaps.
+        for band in bands.iter().filter(|b| b.min.value <= b.max.value) {
             if band.min.value > covered_to.saturating_add(1) {
                 self.warning(
                     "band-gap",
@@ -591,15 +592,15 @@ impl Cx<'_, '_> {
             }
             covered_to = covered_to.max(band.max.value);
         }
-        if !bands.is_empty() && covered_to < highest {
-            if let Some(last) = bands.iter().max_by_key(|b| b.max.value) {
-                self.warning(
-                    "band-gap",
-                    &last.max,
-                    format!("scores {}–{highest} fall in no band", covered_to + 1),
-                    "extend the last band to the highest possible score",
-                );
-            }
+        if covered_to < highest
+            && let Some(last) = bands.iter().max_by_key(|b| b.max.value)
+        {
+            self.warning(
+                "band-gap",
+                &last.max,
+                format!("scores {}–{highest} fall in no band", covered_to + 1),
+                "extend the last band to the highest possible score",
+            );
         }
         for pair in bands.windows(2) {
             if pair[1].min.value <= pair[0].max.value {
