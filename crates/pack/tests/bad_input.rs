@@ -330,3 +330,23 @@ fn byte_order_mark_does_not_shift_columns() {
     assert_eq!(loaded.diagnostics.len(), 1, "{:?}", loaded.diagnostics);
     assert_at(&loaded.diagnostics[0], &file, 3, 1);
 }
+
+#[test]
+fn folders_nested_too_deep_are_reported_not_walked() {
+    let dir = pack_dir();
+    let mut deep = dir.path().to_path_buf();
+    for i in 0..=gatehouse_pack::MAX_DIR_DEPTH {
+        deep.push(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("lost.yaml"), "kind: Role\nid: lost\n").unwrap();
+    let loaded = load(dir.path()).unwrap();
+    let d = only_finding(&loaded, "too-deep");
+    assert!(
+        d.message
+            .contains(&gatehouse_pack::MAX_DIR_DEPTH.to_string()),
+        "{}",
+        d.message
+    );
+    assert!(loaded.pack.get("lost").is_none());
+}
