@@ -1,0 +1,563 @@
+//! Findings against the class's thresholds: open SARIF results, vulnerabilities and failing
+//! tests, after suppressions, VEX statements and exceptions.
+//!
+//! Severities, per source:
+//!
+//! | source | counted | severity |
+//! | --- | --- | --- |
+//! | SARIF | unsuppressed results with effective level `error` / `warning` / `note` | high / medium / low |
+//! | CycloneDX | vulnerabilities by their highest rating; `info`/`none` are not counted | as rated; unrated → critical |
+//! | JUnit | test cases that failed or errored | high |
+//!
+//! Fail-closed counting: facts are aggregates, so where an exception cannot be attributed
+//! exactly the count stays an upper bound. A SARIF rule exception removes at most that rule's
+//! results (`rule_ids`) from each level; a vulnerability missing from a truncated list is
+//! counted at the severity `by_severity` gives it and no VEX statement can clear it; an
+//! unrated vulnerability counts as critical, because the gate cannot rank it.
+//!
+//! A vulnerability is cleared by a CycloneDX analysis state `not_affected`, `false_positive`,
+//! `resolved` or `resolved_with_pedigree`, or by an OpenVEX statement `not_affected` / `fixed`
+//! naming it (or an alias) for a product that is one of its affected components (same purl, or
+//! the purl without version) or that carries a release artifact's digest, or for no product in
+//! particular. Any applicable `affected` or `under_investigation` statement wins over a
+//! clearing one. The same vulnerability id in several SBOMs is counted once, at its highest
+//! severity, and stays open if any occurrence is open.
+
+use std::collections::BTreeMap;
+
+use gatehouse_evidence::{Facts, VexStatement};
+use gatehouse_pack::model::SeverityLevel;
+
+use super::evaluate::{Ctx, exception_reasons, with_evidence};
+use super::model::{EvidenceFacts, EvidenceItem, Exception, ExceptionScope, FindingScope};
+use super::verdict::{FindingTally, Reason, ReasonLevel};
+
+const SEVERITIES: [SeverityLevel; 4] = [
+    SeverityLevel::Critical,
+    SeverityLevel::High,
+    SeverityLevel::Medium,
+    SeverityLevel::Low,
+];
+
+/// What one evidence item adds to one severity.
+struct Contribution<'a> {
+    severity: SeverityLevel,
+    count: u64,
+    item: &'a EvidenceItem,
+    what: String,
+}
+
+/// One vulnerability, merged over every SBOM that lists it.
+struct Vulnerability<'a> {
+    severity: SeverityLevel,
+    unrated: bool,
+    open: bool,
+    items: Vec<&'a EvidenceItem>,
+}
+
+pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
+    let mut reasons = Vec::new();
+    let items = ctx.active_items();
+    let exceptions: Vec<&Exception> = ctx
+        .usable_exceptions(|scope| matches!(scope, ExceptionScope::Finding { .. }))
+        .collect();
+    let finding_scopes: Vec<(&FindingScope, &Exception)> = exceptions
+        .iter()
+        .filter_map(|x| match &x.scope {
+            ExceptionScope::Finding { finding } => Some((finding, *x)),
+            _ => None,
+        })
+        .collect();
+    let item_exception = |item: &EvidenceItem| {
+        finding_scopes.iter().find_map(|(scope, x)| match scope {
+            FindingScope::EvidenceItem { evidence } if *evidence == item.id => Some(*x),
+            _ => None,
+        })
+    };
+
+    let vex: Vec<(&VexStatement, &EvidenceItem)> = items
+        .iter()
+        .filter_map(|item| match &item.facts {
+            EvidenceFacts::Parsed(Facts::OpenVex(f)) => Some((f, *item)),
+            _ => None,
+        })
+        .flat_map(|(f, item)| f.statement_list.iter().map(move |s| (s, item)))
+        .collect();
+
+    let mut contributions: Vec<Contribution<'_>> = Vec::new();
+    let mut vulnerabilities: BTreeMap<String, Vulnerability<'_>> = BTreeMap::new();
+    for item in &items {
+        let facts = match &item.facts {
+            EvidenceFacts::Parsed(facts) => facts,
+            EvidenceFacts::Unreadable { reason } => {
+                reasons.push(with_evidence(
+                    ctx.reason(
+                        ReasonLevel::Block,
+                        "findings_unknown",
+                        "finding_thresholds",
+                        format!(
+                            "the findings of evidence {} cannot be counted: {reason}",
+                            item.id
+                        ),
+                    ),
+                    &[item],
+                ));
+                continue;
+            }
+        };
+        if matches!(
+            facts,
+            Facts::Sarif(_) | Facts::CycloneDx(_) | Facts::Junit(_)
+        ) && let Some(x) = item_exception(item)
+        {
+            reasons.push(with_evidence(
+                ctx.reason(
+                    ReasonLevel::Info,
+                    "findings_excepted",
+                    "finding_thresholds",
+                    format!(
+                        "every finding of evidence {} is excepted by {} until {}",
+                        item.id, x.id, x.expires_at
+                    ),
+                ),
+                &[item],
+            ));
+            continue;
+        }
+        match facts {
+            Facts::Sarif(f) => {
+                let mut excepted = 0u64;
+                for (scope, x) in &finding_scopes {
+                    if let FindingScope::SarifRule { rule_id } = scope
+                        && let Some(count) = f.rule_ids.get(rule_id)
+                    {
+                        excepted = excepted.saturating_add(*count);
+                        reasons.push(with_evidence(
+                            ctx.reason(
+                                ReasonLevel::Info,
+                                "findings_excepted",
+                                "finding_thresholds",
+                                format!(
+                                    "{count} result(s) of SARIF rule {rule_id} in {} are \
+                                     excepted by {} until {}",
+                                    item.id, x.id, x.expires_at
+                                ),
+                            ),
+                            &[item],
+                        ));
+                    }
+                }
+                let not_excepted = f.total_results.saturating_sub(excepted);
+                let levels = [
+                    (SeverityLevel::High, f.unsuppressed_by_level.error, "error"),
+                    (
+                        SeverityLevel::Medium,
+                        f.unsuppressed_by_level.warning,
+                        "warning",
+                    ),
+                    (SeverityLevel::Low, f.unsuppressed_by_level.note, "note"),
+                ];
+                for (severity, count, level) in levels {
+                    let count = count.min(not_excepted);
+                    if count > 0 {
+                        contributions.push(Contribution {
+                            severity,
+                            count,
+                            item,
+                            what: format!("unsuppressed SARIF {level} result(s)"),
+                        });
+                    }
+                }
+            }
+            Facts::CycloneDx(f) => {
+                let mut listed = [0u64; 4];
+                for (index, v) in f.vulnerability_list.iter().enumerate() {
+                    let (rank, unrated) = match vulnerability_severity(&v.severity) {
+                        Rank::Counted(severity) => (severity, false),
+                        Rank::Unrated => (SeverityLevel::Critical, true),
+                        Rank::NotCounted => continue,
+                    };
+                    if let Some(slot) = listed.get_mut(severity_index(rank)) {
+                        *slot += 1;
+                    }
+                    let key =
+                        v.id.clone()
+                            .unwrap_or_else(|| format!("{}#{}", item.id, index + 1));
+                    let cleared = clearing(ctx, &key, v, &vex, &finding_scopes);
+                    if let Some((text, cleared_by)) = &cleared {
+                        let mut shown: Vec<&EvidenceItem> = vec![item];
+                        shown.extend(cleared_by.iter().copied());
+                        reasons.push(with_evidence(
+                            ctx.reason(
+                                ReasonLevel::Info,
+                                "vulnerability_cleared",
+                                "finding_thresholds",
+                                format!(
+                                    "{key} ({}) in {}: {text}",
+                                    rank.as_str().to_ascii_lowercase(),
+                                    item.id
+                                ),
+                            ),
+                            &shown,
+                        ));
+                    }
+                    let entry = vulnerabilities.entry(key).or_insert(Vulnerability {
+                        severity: rank,
+                        unrated,
+                        open: false,
+                        items: Vec::new(),
+                    });
+                    // SeverityLevel orders Critical first, so the minimum is the highest.
+                    if rank < entry.severity {
+                        entry.severity = rank;
+                        entry.unrated = unrated;
+                    }
+                    entry.open |= cleared.is_none();
+                    entry.items.push(item);
+                }
+                // Vulnerabilities beyond a truncated list are known only by count.
+                let s = &f.by_severity;
+                let totals = [
+                    s.critical
+                        .saturating_add(s.unknown)
+                        .saturating_add(s.no_ratings),
+                    s.high,
+                    s.medium,
+                    s.low,
+                ];
+                for (severity, (total, seen)) in SEVERITIES.iter().zip(totals.iter().zip(listed)) {
+                    let unlisted = total.saturating_sub(seen);
+                    if unlisted > 0 {
+                        contributions.push(Contribution {
+                            severity: *severity,
+                            count: unlisted,
+                            item,
+                            what: "vulnerabilities beyond the listed ones (not VEX-able)".into(),
+                        });
+                    }
+                }
+            }
+            Facts::Junit(f) => {
+                let failing = f.failures.saturating_add(f.errors);
+                let mut excepted = 0u64;
+                for case in &f.failed_testcases {
+                    let exception = finding_scopes.iter().find_map(|(scope, x)| match scope {
+                        FindingScope::TestCase { classname, name } => (case.name.as_deref()
+                            == Some(name.as_str())
+                            && classname
+                                .as_deref()
+                                .is_none_or(|c| case.classname.as_deref() == Some(c)))
+                        .then_some(*x),
+                        _ => None,
+                    });
+                    if let Some(x) = exception {
+                        excepted += 1;
+                        reasons.push(with_evidence(
+                            ctx.reason(
+                                ReasonLevel::Info,
+                                "findings_excepted",
+                                "finding_thresholds",
+                                format!(
+                                    "failing test {}.{} in {} is excepted by {} until {}",
+                                    case.classname.as_deref().unwrap_or("-"),
+                                    case.name.as_deref().unwrap_or("-"),
+                                    item.id,
+                                    x.id,
+                                    x.expires_at
+                                ),
+                            ),
+                            &[item],
+                        ));
+                    }
+                }
+                let open = failing.saturating_sub(excepted);
+                if open > 0 {
+                    let names: Vec<String> = f
+                        .failed_testcases
+                        .iter()
+                        .take(3)
+                        .map(|c| {
+                            format!(
+                                "{}.{}",
+                                c.classname.as_deref().unwrap_or("-"),
+                                c.name.as_deref().unwrap_or("-")
+                            )
+                        })
+                        .collect();
+                    contributions.push(Contribution {
+                        severity: SeverityLevel::High,
+                        count: open,
+                        item,
+                        what: format!("failing test(s), e.g. {}", names.join(", ")),
+                    });
+                }
+            }
+            Facts::Spdx(_) | Facts::OpenVex(_) | Facts::InToto(_) | Facts::Document(_) => {}
+        }
+    }
+
+    let mut by_severity: BTreeMap<SeverityLevel, Vec<String>> = BTreeMap::new();
+    for (id, v) in vulnerabilities.iter().filter(|(_, v)| v.open) {
+        by_severity
+            .entry(v.severity)
+            .or_default()
+            .push(if v.unrated {
+                format!("{id} (unrated)")
+            } else {
+                id.clone()
+            });
+    }
+    let mut tally = FindingTally::default();
+    for severity in SEVERITIES {
+        let from_items: Vec<&Contribution<'_>> = contributions
+            .iter()
+            .filter(|c| c.severity == severity)
+            .collect();
+        let vulns = by_severity.get(&severity).map(Vec::as_slice).unwrap_or(&[]);
+        let open_vulns: Vec<&Vulnerability<'_>> = vulnerabilities
+            .values()
+            .filter(|v| v.open && v.severity == severity)
+            .collect();
+        let count = from_items
+            .iter()
+            .map(|c| c.count)
+            .sum::<u64>()
+            .saturating_add(u64::try_from(vulns.len()).unwrap_or(u64::MAX));
+        match severity {
+            SeverityLevel::Critical => tally.critical = count,
+            SeverityLevel::High => tally.high = count,
+            SeverityLevel::Medium => tally.medium = count,
+            SeverityLevel::Low => tally.low = count,
+        }
+        if count == 0 {
+            continue;
+        }
+        let mut parts: Vec<String> = from_items
+            .iter()
+            .map(|c| format!("{} {} in {}", c.count, c.what, c.item.id))
+            .collect();
+        if !vulns.is_empty() {
+            let shown: Vec<&str> = vulns.iter().take(10).map(String::as_str).collect();
+            parts.push(format!(
+                "{} open vulnerabilit{} ({}{})",
+                vulns.len(),
+                if vulns.len() == 1 { "y" } else { "ies" },
+                shown.join(", "),
+                if vulns.len() > shown.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let mut evidence: Vec<&EvidenceItem> = from_items.iter().map(|c| c.item).collect();
+        for v in &open_vulns {
+            evidence.extend(v.items.iter().copied());
+        }
+        evidence.sort_by(|a, b| a.id.cmp(&b.id));
+        evidence.dedup_by(|a, b| a.id == b.id);
+        let name = severity.as_str().to_ascii_lowercase();
+        let field = format!("finding_thresholds.{name}");
+        let reason = match ctx.class.finding_thresholds.max_for(severity) {
+            Some(max) if count > u64::from(max) => ctx.reason(
+                ReasonLevel::Block,
+                "findings_over_threshold",
+                field,
+                format!(
+                    "{count} open {name} finding(s), the class allows {max}: {}",
+                    parts.join("; ")
+                ),
+            ),
+            Some(max) => ctx.reason(
+                ReasonLevel::Info,
+                "findings_within_threshold",
+                field,
+                format!(
+                    "{count} open {name} finding(s), within the class's {max}: {}",
+                    parts.join("; ")
+                ),
+            ),
+            None => ctx.reason(
+                ReasonLevel::Info,
+                "findings_unlimited",
+                field,
+                format!(
+                    "{count} open {name} finding(s); the class sets no limit: {}",
+                    parts.join("; ")
+                ),
+            ),
+        };
+        reasons.push(with_evidence(reason, &evidence));
+    }
+    if tally == FindingTally::default() {
+        reasons.push(
+            ctx.reason(
+                ReasonLevel::Info,
+                "no_open_findings",
+                "finding_thresholds",
+                format!(
+                    "no open findings in {} evidence item(s)",
+                    items
+                        .iter()
+                        .filter(|i| matches!(
+                            i.facts,
+                            EvidenceFacts::Parsed(
+                                Facts::Sarif(_) | Facts::CycloneDx(_) | Facts::Junit(_)
+                            )
+                        ))
+                        .count()
+                ),
+            ),
+        );
+    }
+    exception_reasons(ctx, &mut reasons, |scope| {
+        matches!(scope, ExceptionScope::Finding { .. })
+    });
+    (reasons, tally)
+}
+
+enum Rank {
+    Counted(SeverityLevel),
+    Unrated,
+    NotCounted,
+}
+
+fn vulnerability_severity(severity: &str) -> Rank {
+    match severity.to_ascii_lowercase().as_str() {
+        "critical" => Rank::Counted(SeverityLevel::Critical),
+        "high" => Rank::Counted(SeverityLevel::High),
+        "medium" | "moderate" => Rank::Counted(SeverityLevel::Medium),
+        "low" => Rank::Counted(SeverityLevel::Low),
+        "info" | "none" => Rank::NotCounted,
+        _ => Rank::Unrated,
+    }
+}
+
+fn severity_index(severity: SeverityLevel) -> usize {
+    match severity {
+        SeverityLevel::Critical => 0,
+        SeverityLevel::High => 1,
+        SeverityLevel::Medium => 2,
+        SeverityLevel::Low => 3,
+    }
+}
+
+/// Why a vulnerability does not count (and the VEX documents saying so), or `None` when it is
+/// open.
+fn clearing<'a>(
+    ctx: &Ctx<'_>,
+    id: &str,
+    vulnerability: &gatehouse_evidence::VulnerabilityFact,
+    vex: &[(&VexStatement, &'a EvidenceItem)],
+    finding_scopes: &[(&FindingScope, &Exception)],
+) -> Option<(String, Vec<&'a EvidenceItem>)> {
+    let applicable: Vec<&(&VexStatement, &EvidenceItem)> = vex
+        .iter()
+        .filter(|(statement, _)| {
+            vex_names(statement, id)
+                && (statement.products.is_empty()
+                    || statement.products.iter().any(|product| {
+                        vulnerability
+                            .affects
+                            .iter()
+                            .any(|component| product_matches(product, component))
+                            || ctx.artifact_hexes.iter().any(|hex| product.contains(hex))
+                    }))
+        })
+        .collect();
+    let status_of = |s: &VexStatement| s.status.as_deref().unwrap_or("").to_ascii_lowercase();
+    let disputed = applicable
+        .iter()
+        .any(|(s, _)| matches!(status_of(s).as_str(), "affected" | "under_investigation"));
+    if !disputed
+        && let Some((statement, item)) = applicable
+            .iter()
+            .find(|(s, _)| matches!(status_of(s).as_str(), "not_affected" | "fixed"))
+    {
+        return Some((
+            format!(
+                "{} per OpenVEX {}{}",
+                status_of(statement),
+                item.id,
+                statement
+                    .justification
+                    .as_deref()
+                    .map(|j| format!(" ({j})"))
+                    .unwrap_or_default()
+            ),
+            vec![*item],
+        ));
+    }
+    if !disputed
+        && let Some(state) = vulnerability.analysis_state.as_deref()
+        && matches!(
+            state,
+            "not_affected" | "false_positive" | "resolved" | "resolved_with_pedigree"
+        )
+    {
+        return Some((format!("analysis state `{state}` in the SBOM"), Vec::new()));
+    }
+    finding_scopes.iter().find_map(|(scope, x)| match scope {
+        FindingScope::Vulnerability { id: excepted } if excepted.eq_ignore_ascii_case(id) => {
+            Some((
+                format!("excepted by {} until {}", x.id, x.expires_at),
+                Vec::new(),
+            ))
+        }
+        _ => None,
+    })
+}
+
+fn vex_names(statement: &VexStatement, id: &str) -> bool {
+    statement
+        .vulnerability
+        .iter()
+        .chain(statement.aliases.iter())
+        .any(|name| name.eq_ignore_ascii_case(id))
+}
+
+/// A VEX product names a component when both are the same identifier, or the product is the
+/// component's purl without its version (`pkg:npm/lodash` covers `pkg:npm/lodash@4.17.20`).
+fn product_matches(product: &str, component: &str) -> bool {
+    product == component
+        || component
+            .strip_prefix(product)
+            .is_some_and(|rest| rest.starts_with('@'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purl_without_version_covers_versions() {
+        assert!(product_matches("pkg:npm/lodash", "pkg:npm/lodash@4.17.20"));
+        assert!(product_matches(
+            "pkg:npm/lodash@4.17.20",
+            "pkg:npm/lodash@4.17.20"
+        ));
+        assert!(!product_matches(
+            "pkg:npm/lodash",
+            "pkg:npm/lodash-es@4.17.20"
+        ));
+        assert!(!product_matches(
+            "pkg:npm/lodash@4.17.21",
+            "pkg:npm/lodash@4.17.20"
+        ));
+    }
+
+    #[test]
+    fn unknown_severities_are_unrated_not_ignored() {
+        assert!(matches!(vulnerability_severity("unknown"), Rank::Unrated));
+        assert!(matches!(
+            vulnerability_severity("no_ratings"),
+            Rank::Unrated
+        ));
+        assert!(matches!(vulnerability_severity("bogus"), Rank::Unrated));
+        assert!(matches!(vulnerability_severity("info"), Rank::NotCounted));
+        assert!(matches!(
+            vulnerability_severity("CRITICAL"),
+            Rank::Counted(SeverityLevel::Critical)
+        ));
+    }
+}

@@ -1,0 +1,54 @@
+//! The release gate: may this release go to production, and why (not)?
+//!
+//! The security release-gate standard asks for six gate categories before a production
+//! release: change context and ownership recorded; security requirements complete, deferred
+//! with approval, or formally excepted; required evidence attached; findings within the
+//! class's thresholds; open risks above the delegated threshold escalated; and the documented
+//! approver path followed, with no implied approval. This module turns that into a pure
+//! function, [`evaluate`], from a pack [`ReleaseClass`](gatehouse_pack::model::ReleaseClass),
+//! its [`RiskModel`](gatehouse_pack::model::RiskModel), the recorded [`ReleaseGateState`] and
+//! the time, to a [`GateVerdict`]: `pass`, `pending` or `blocked`, one [`CategoryResult`] per
+//! category, and every [`Reason`] naming the rule and the evidence behind it.
+//!
+//! It fails closed. Whatever it cannot interpret blocks: an evidence kind it does not know,
+//! facts it cannot read, risks without a model, a quorum of zero, a record that breaks
+//! separation of duties. Exceptions always expire, and an expired one blocks until it is
+//! renewed or withdrawn. An approval counts only for the revision of the material its
+//! approver reviewed; any later evidence, requirement, exception or risk change makes it
+//! stale.
+//!
+//! - [`model`]: the recorded state (evidence, requirement statuses, exceptions, risks,
+//!   approvals, bypasses, the emergency retrospective).
+//! - [`evaluate()`]: the verdict; [`findings`](self) explains how findings are counted.
+//! - [`decide`]: vetting of state changes (approve, bypass, attach evidence, except) with typed
+//!   errors, used by the server before it writes.
+//! - [`metrics`]: gate bypasses, emergency releases, evidence completeness, review latency and
+//!   overdue retrospectives over a period.
+//! - [`render`]: the Markdown summary (`gate check --format markdown`, `$GITHUB_STEP_SUMMARY`)
+//!   and the security release memo in Markdown and HTML.
+
+pub mod decide;
+mod evaluate;
+mod findings;
+pub mod kinds;
+pub mod metrics;
+pub mod model;
+pub mod render;
+mod verdict;
+
+pub use decide::{
+    ApprovalError, ApprovalRequest, AttachError, Attachment, BypassError, ExceptionError,
+    NewEvidence, attach_evidence, can_approve, record_approval, record_bypass, record_exception,
+};
+pub use evaluate::{
+    EXCEPTION_WARNING_WINDOW, class_missing, evaluate, evaluate_in_pack, risk_model_for,
+};
+pub use model::{
+    Actor, Approval, ApprovalDecision, ApprovalTarget, Bypass, EmergencyRetrospective,
+    EvidenceFacts, EvidenceItem, Exception, ExceptionScope, FindingScope, PrincipalKind,
+    ReleaseGateState, RequirementRecord, RequirementStatus, Revision, Risk, RiskStatus,
+};
+pub use verdict::{
+    CategoryResult, EvidenceRef, FindingTally, GateCategory, GateDecision, GateVerdict, Reason,
+    ReasonLevel, RuleRef,
+};
