@@ -37,8 +37,8 @@ pub use diagnostic::{Diagnostic, Location, Severity, Sources};
 pub use duration::{Duration, DurationError};
 pub use lint::lint;
 pub use loader::{
-    LoadedPack, MAX_ALIAS_REPLAY_EVENTS, MAX_DIR_DEPTH, MAX_FILE_BYTES, MAX_FILES, MAX_YAML_DEPTH,
-    PackError, load, load_files, load_unlinted,
+    LoadedPack, MAX_ALIAS_REPLAY_EVENTS, MAX_DIR_DEPTH, MAX_FILE_BYTES, MAX_FILES, MAX_PACK_BYTES,
+    MAX_YAML_DEPTH, PackError, load, load_files, load_unlinted,
 };
 pub use located::Located;
 pub use model::{Document, Kind};

@@ -7,9 +7,13 @@
 //! 10,000-deep document yields a finding instead of exhausting memory or the stack.
 //!
 //! Each `---` document is parsed on its own: a broken document is reported and skipped while
-//! the others in the same file still load. The document's `kind` and `id` are read first, then
-//! the document is deserialized into its concrete struct (serde's internally tagged enums would
-//! lose source positions).
+//! the others in the same file still load. Dispatch on `kind` is done here rather than with a
+//! serde tagged enum, because tagged enums buffer the input and lose source positions: a
+//! top-level `kind: Name` line selects the struct directly (one parse per document); other
+//! documents have their `kind`/`id` header read first. When the typed parse fails, `recover`
+//! looks for the real cause (a syntax error further down) and for further unknown keys.
+//! Files parse in parallel on a few threads; results are merged in path order, which is where
+//! duplicate ids are found.
 
 use std::fs;
 use std::io::{self, Read};
@@ -27,6 +31,8 @@ use crate::pack::{Entry, Pack};
 /// Largest pack file read. Larger files are refused unread: a policy pack is hand-written
 /// text, and the cap bounds memory whatever is dropped into the folder.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Most bytes read from all files of one pack together.
+pub const MAX_PACK_BYTES: u64 = 256 * 1024 * 1024;
 /// Deepest directory nesting followed below the pack root.
 pub const MAX_DIR_DEPTH: usize = 32;
 /// Most YAML files read from one pack.
@@ -173,8 +179,27 @@ pub fn load_unlinted(dir: &Path) -> Result<LoadedPack, PackError> {
         files.truncate(MAX_FILES);
     }
     let mut texts: Vec<(PathBuf, String)> = Vec::with_capacity(files.len());
+    let mut total: u64 = 0;
     for path in files {
+        // Each file is capped, but thousands of capped files could still exhaust memory.
+        let size = fs::metadata(&path).map_or(0, |m| m.len());
+        if size <= MAX_FILE_BYTES && total + size > MAX_PACK_BYTES {
+            builder.diagnostics.push(
+                Diagnostic::error(
+                    "pack-too-large",
+                    format!(
+                        "{} not read: the pack's files together exceed the {} MiB limit",
+                        path.display(),
+                        MAX_PACK_BYTES / (1024 * 1024)
+                    ),
+                )
+                .at(Location::file(&path))
+                .with_hint("a policy pack is hand-written text; remove generated or data files"),
+            );
+            continue;
+        }
         if let Some(text) = read_text(&path, &mut builder.diagnostics, &mut builder.sources) {
+            total += text.len() as u64;
             texts.push((path, text));
         }
     }

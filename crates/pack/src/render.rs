@@ -205,6 +205,7 @@ pub fn rule_description(code: &str) -> &'static str {
         "trace-cycle" => "Documents derive from each other in a cycle.",
         "file-too-large" => "A pack file is over the size limit.",
         "empty-pack" => "The pack folder has no YAML files.",
+        "pack-too-large" => "The pack's files together are over the size limit.",
         "too-many-files" => "The pack has more files than the limit.",
         "too-deep" => "Folders are nested deeper than the limit.",
         "not-utf8" => "A pack file is not valid UTF-8.",
