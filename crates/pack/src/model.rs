@@ -552,7 +552,7 @@ document! {
     /// A support level (L1–L3) with response and resolution targets.
     pub struct SupportTier {
         /// 1, 2 or 3.
-        pub level: Located<u8>,
+        pub level: Located<u32>,
         /// Team id staffing the tier.
         pub team: Reference,
         pub response_time: Located<Duration>,
