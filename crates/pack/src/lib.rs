@@ -2,7 +2,7 @@
 //!
 //! A pack is a folder of YAML files, several `---` documents per file, each with `kind:` and
 //! `id:`. This crate parses it into typed documents ([`model`]), reports everything wrong with
-//! it as located [`Diagnostic`]s (loader findings and [`lint`] rules in one list), renders those
+//! it as located [`Diagnostic`]s (loader findings and [`mod@lint`] rules in one list), renders those
 //! findings as text, JSON or SARIF ([`render`]), publishes a JSON Schema of the format
 //! ([`json_schema`]), builds the traceability graph ([`trace`]) and ships the example pack that
 //! `gatehouse init` writes ([`example`]).
