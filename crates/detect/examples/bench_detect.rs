@@ -71,19 +71,20 @@ fn main() {
     all.add_path(Path::new(rules_dir), &LoadOptions::default())
         .expect("read rules");
     all.resolve();
-    let mut set = RuleSet::default();
-    set.rules = all
-        .rules
-        .iter()
-        .filter(|r| r.logsource.product.as_deref() == Some("windows"))
-        .cloned()
-        .collect();
+    let set = RuleSet {
+        rules: all
+            .rules
+            .iter()
+            .filter(|r| r.logsource.product.as_deref() == Some("windows"))
+            .cloned()
+            .collect(),
+        ..RuleSet::default()
+    };
     let load = t.elapsed();
     let t = Instant::now();
     let engine = Engine::compile(&set);
     let compile = t.elapsed();
-    let (atoms, fields) = engine.plan_size();
-    eprintln!("{:?}", engine.plan_stats());
+    let stats = engine.plan_stats();
 
     let data = std::fs::read(events_file).expect("read events");
     let lines: Vec<&[u8]> = data
@@ -113,14 +114,17 @@ fn main() {
     };
 
     println!(
-        "rules: {} Windows detection rules loaded of {} documents ({} load problems); load {:.2}s, compile {:.2}s; plan: {} atoms, {} field automata",
+        "rules: {} Windows detection rules loaded of {} documents ({} load problems); load {:.2}s, compile {:.2}s; plan: {} atoms ({} by automaton, {} keyword), {} fields with automata, {} rules without prefilter",
         set.rules.len(),
         all.total,
         all.problems.len(),
         load.as_secs_f64(),
         compile.as_secs_f64(),
-        atoms,
-        fields
+        stats.atoms,
+        stats.automaton_atoms,
+        stats.keyword_atoms,
+        stats.fields_with_automata,
+        stats.untriggered_rules
     );
     println!(
         "events: {} lines, {:.1} MB",

@@ -87,7 +87,7 @@ enum Searcher {
     Full(AhoCorasick),
     /// Anchored search, walked state by state (the crate has no anchored overlapping
     /// iterator).
-    Anchored(DFA),
+    Anchored(Box<DFA>),
 }
 
 #[derive(Debug)]
@@ -515,13 +515,13 @@ fn build_acset(needles: Vec<Needle>, mode: SearchMode) -> Option<AcSet> {
                 .ok()?,
         )
     } else {
-        Searcher::Anchored(
+        Searcher::Anchored(Box::new(
             DFA::builder()
                 .match_kind(MatchKind::Standard)
                 .start_kind(StartKind::Anchored)
                 .build(&patterns)
                 .ok()?,
-        )
+        ))
     };
     Some(AcSet {
         automaton,

@@ -16,9 +16,10 @@ use regex::Regex;
 
 use crate::yaml::{Node, Yaml};
 
-/// Regexes larger than this (compiled NFA/DFA size) are rejected rather than built: it bounds
+/// Regexes larger than this (compiled program size; SigmaHQ's largest, `\w{1,64}` with
+/// Unicode classes, needs a few MiB) are rejected rather than built: it bounds
 /// memory, not time — matching time is linear in the input regardless (see docs/detect.md).
-const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 /// `windash` expands every dash into five alternatives; past this many variants a value is
 /// refused instead of exploding the automaton.
 const MAX_WINDASH_VARIANTS: usize = 3125;

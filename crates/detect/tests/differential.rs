@@ -320,7 +320,7 @@ fn event() -> impl Strategy<Value = Map<String, Value>> {
             "first\nab"
         ])
         .prop_map(|s| Value::String(s.to_owned())),
-        (0i64..12).prop_map(|n| Value::from(n)),
+        (0i64..12).prop_map(Value::from),
         Just(Value::Null),
     ];
     let value = prop_oneof![4 => scalar.clone(), 1 => prop::collection::vec(scalar, 0..3).prop_map(Value::Array)];
