@@ -390,12 +390,11 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
         reasons.push(with_evidence(reason, &evidence));
     }
     if tally == FindingTally::default() {
-        reasons.push(
-            ctx.reason(
-                ReasonLevel::Info,
-                "no_open_findings",
-                "finding_thresholds",
-                format!(
+        reasons.push(ctx.reason(
+            ReasonLevel::Info,
+            "no_open_findings",
+            "finding_thresholds",
+            format!(
                     "no open findings in {} evidence item(s)",
                     items
                         .iter()
@@ -407,8 +406,7 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
                         ))
                         .count()
                 ),
-            ),
-        );
+        ));
     }
     exception_reasons(ctx, &mut reasons, |scope| {
         matches!(scope, ExceptionScope::Finding { .. })
