@@ -28,7 +28,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind}
 use serde_json::Value;
 
 use crate::condition::Condition;
-use crate::event::{EventView, FieldId, FieldIndex, build_view, parse_timestamp};
+use crate::event::{EventView, FieldId, FieldIndex, build_view_for, event_source, parse_timestamp};
 use crate::rule::{
     CorrelationRule, Level, LogSource, RuleSet, SearchIdentifier, Selection, SigmaRule, SourceRef,
 };
@@ -177,7 +177,7 @@ pub struct Scratch {
     hit_atoms: Vec<AtomId>,
     candidates: Vec<u32>,
     /// This thread's copy of the per-source rule lists: no lock or shared refcount per event.
-    sources: HashMap<EventSource, Arc<SourceRules>>,
+    sources: rustc_hash::FxHashMap<EventSource, Arc<SourceRules>>,
 }
 
 impl Scratch {
@@ -768,11 +768,7 @@ impl Engine {
 
     /// Matches one parsed event against every rule.
     pub fn match_event(&self, doc: &Value, scratch: &mut Scratch) -> Vec<RuleMatch> {
-        let mut view = EventView::default();
-        build_view(doc, &self.fields, &mut view);
-        scratch.begin(self.atoms.len(), self.rules.len(), view.bindings.len());
-        let generation = scratch.generation;
-        let source = view.source.clone().unwrap_or(EventSource::Unknown);
+        let source = event_source(doc);
         let sources = match scratch.sources.get(&source) {
             Some(s) => Arc::clone(s),
             None => {
@@ -781,6 +777,10 @@ impl Engine {
                 s
             }
         };
+        let mut view = EventView::default();
+        build_view_for(doc, &self.fields, &mut view, sources.needs_keywords);
+        scratch.begin(self.atoms.len(), self.rules.len(), view.bindings.len());
+        let generation = scratch.generation;
 
         // Aho-Corasick pass over each bound field that has an automaton.
         let mut i = 0;

@@ -13,7 +13,7 @@
 //!   `Provider.#attributes.Name`, element text from `#text`, and `EventData.Data` lists of
 //!   `{"#attributes": {"Name": …}, "#text": …}` by their `Name`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::Value;
 
@@ -107,9 +107,20 @@ fn bind<'a>(out: &mut Vec<(FieldId, &'a Value)>, id: FieldId, v: &'a Value) {
 
 /// Builds the view of `doc` for the fields in `index`.
 pub fn build_view<'a>(doc: &'a Value, index: &FieldIndex, view: &mut EventView<'a>) {
+    build_view_for(doc, index, view, true);
+    view.source = Some(event_source(doc));
+}
+
+/// Builds the view; `with_leaves` false skips collecting scalars for keyword search (when no
+/// applicable rule has keywords). Does not set `source`.
+pub fn build_view_for<'a>(
+    doc: &'a Value,
+    index: &FieldIndex,
+    view: &mut EventView<'a>,
+    with_leaves: bool,
+) {
     view.bindings.clear();
     view.leaves.clear();
-    view.source = Some(event_source(doc));
     let mut name_buf = String::new();
     let mut stack: Vec<(&'a Value, Option<&TrieNode>, Ctx)> =
         vec![(doc, Some(&index.trie), Ctx::Root)];
@@ -134,7 +145,8 @@ pub fn build_view<'a>(doc: &'a Value, index: &FieldIndex, view: &mut EventView<'
                     match child {
                         Value::Object(_) | Value::Array(_) => stack.push((child, tnode, child_ctx)),
                         Value::Null => {}
-                        _ => view.leaves.push(child),
+                        _ if with_leaves => view.leaves.push(child),
+                        _ => {}
                     }
                 }
             }
@@ -143,11 +155,13 @@ pub fn build_view<'a>(doc: &'a Value, index: &FieldIndex, view: &mut EventView<'
                     match item {
                         Value::Object(_) | Value::Array(_) => stack.push((item, node, ctx)),
                         Value::Null => {}
-                        _ => view.leaves.push(item),
+                        _ if with_leaves => view.leaves.push(item),
+                        _ => {}
                     }
                 }
             }
-            _ => view.leaves.push(value),
+            _ if with_leaves => view.leaves.push(value),
+            _ => {}
         }
     }
     view.bindings.sort_by_key(|(f, _)| *f);
