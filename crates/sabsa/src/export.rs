@@ -176,7 +176,7 @@ fn policy_of(id: &str) -> Option<&str> {
 }
 
 /// Picks the policy: the one given, or the only one the pack traces to.
-fn choose_policy(pack: &Pack, requested: Option<&str>) -> Result<String, ExportError> {
+pub fn choose_policy(pack: &Pack, requested: Option<&str>) -> Result<String, ExportError> {
     if let Some(policy) = requested {
         if !is_external_id(&format!("{policy}.component.1-1")) {
             return Err(ExportError::InvalidPolicy(policy.to_owned()));

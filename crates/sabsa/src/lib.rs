@@ -10,12 +10,16 @@ pub mod backlog;
 pub mod document;
 pub mod export;
 pub mod json;
+pub mod oscal;
 pub mod report;
 pub mod trace;
 pub mod validate;
 
 use std::io::Read;
 use std::path::Path;
+
+/// Re-exported so callers render the JSON reports with the same serde_json version.
+pub use serde_json;
 
 pub use document::{L6Document, Section, SectionId, TraceLink};
 pub use json::MAX_DOCUMENT_BYTES;
@@ -24,7 +28,7 @@ pub use validate::{Check, Finding, Outcome, Report, validate};
 /// Why a document could not be read at all (as opposed to being read and found wanting).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]

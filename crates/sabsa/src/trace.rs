@@ -12,7 +12,7 @@
 //! the dependent was last reviewed. It is plain text sorted by id, so it diffs and merges in Git
 //! and needs no server.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use gatehouse_pack::Pack;
@@ -220,7 +220,8 @@ pub struct Hop {
 /// terminate. `None` when `id` is neither a document nor a traced external component.
 pub fn neighbourhood(pack: &Pack, id: &str) -> Option<Neighbourhood> {
     let all = links(pack);
-    let known = pack.get(id).is_some() || all.iter().any(|l| l.to == id);
+    let index = LinkIndex::new(&all);
+    let known = pack.get(id).is_some() || index.by_to.contains_key(id);
     if !known {
         return None;
     }
@@ -233,15 +234,13 @@ pub fn neighbourhood(pack: &Pack, id: &str) -> Option<Neighbourhood> {
             depth += 1;
             let mut next = Vec::new();
             for item in &frontier {
-                for link in &all {
-                    let (here, there) = if up {
-                        (&link.from, &link.to)
-                    } else {
-                        (&link.to, &link.from)
-                    };
-                    if here != item {
-                        continue;
-                    }
+                let step = if up {
+                    out_of(&index, item)
+                } else {
+                    into(&index, item)
+                };
+                for link in step {
+                    let there = if up { &link.to } else { &link.from };
                     hops.push(Hop {
                         depth,
                         link: link.clone(),
@@ -292,12 +291,41 @@ fn layer5_section(id: &str) -> Option<&str> {
         .filter(|s| s.starts_with("5-"))
 }
 
-fn into<'a>(all: &'a [Link], id: &'a str) -> impl Iterator<Item = &'a Link> + 'a {
-    all.iter().filter(move |l| l.to == id)
+/// Links by source and by target, so the matrix is linear in the size of the pack.
+struct LinkIndex<'a> {
+    by_from: HashMap<&'a str, Vec<&'a Link>>,
+    by_to: HashMap<&'a str, Vec<&'a Link>>,
 }
 
-fn out_of<'a>(all: &'a [Link], id: &'a str) -> impl Iterator<Item = &'a Link> + 'a {
-    all.iter().filter(move |l| l.from == id)
+impl<'a> LinkIndex<'a> {
+    fn new(all: &'a [Link]) -> Self {
+        let mut index = LinkIndex {
+            by_from: HashMap::new(),
+            by_to: HashMap::new(),
+        };
+        for link in all {
+            index
+                .by_from
+                .entry(link.from.as_str())
+                .or_default()
+                .push(link);
+            index.by_to.entry(link.to.as_str()).or_default().push(link);
+        }
+        index
+    }
+}
+
+fn into<'a>(index: &LinkIndex<'a>, id: &str) -> std::vec::IntoIter<&'a Link> {
+    index.by_to.get(id).cloned().unwrap_or_default().into_iter()
+}
+
+fn out_of<'a>(index: &LinkIndex<'a>, id: &str) -> std::vec::IntoIter<&'a Link> {
+    index
+        .by_from
+        .get(id)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
 }
 
 /// The coverage matrix of `003_*`'s operational expectations:
@@ -313,6 +341,7 @@ fn out_of<'a>(all: &'a [Link], id: &'a str) -> impl Iterator<Item = &'a Link> + 
 /// - playbook → control: it traces to a control, or one of its alerts monitors one.
 pub fn matrix(pack: &Pack) -> Vec<MatrixRow> {
     let all = links(pack);
+    let index = LinkIndex::new(&all);
     let kind = |id: &str| pack.kind_of(id);
     let sorted = |mut v: Vec<String>| {
         v.sort();
@@ -323,11 +352,11 @@ pub fn matrix(pack: &Pack) -> Vec<MatrixRow> {
 
     for control in pack.controls() {
         let id = control.id.value.as_str();
-        let implemented = into(&all, id)
+        let implemented = into(&index, id)
             .filter(|l| l.rel == LinkRel::Trace(TraceRelName::Implements))
             .map(|l| l.from.clone())
             .chain(
-                out_of(&all, id)
+                out_of(&index, id)
                     .filter(|l| {
                         matches!(
                             l.rel,
@@ -337,18 +366,18 @@ pub fn matrix(pack: &Pack) -> Vec<MatrixRow> {
                     .map(|l| l.to.clone()),
             )
             .collect();
-        let monitored = into(&all, id)
+        let monitored = into(&index, id)
             .filter(|l| {
                 l.rel == LinkRel::Monitors
                     || matches!(kind(&l.from), Some(Kind::Alert | Kind::HealthCheck))
             })
             .map(|l| l.from.clone())
             .collect();
-        let validated = into(&all, id)
+        let validated = into(&index, id)
             .filter(|l| l.rel == LinkRel::Trace(TraceRelName::Validates))
             .map(|l| l.from.clone())
             .chain(
-                out_of(&all, id)
+                out_of(&index, id)
                     .filter(|l| layer5_section(&l.to) == Some("5-3"))
                     .map(|l| l.to.clone()),
             )
@@ -366,11 +395,11 @@ pub fn matrix(pack: &Pack) -> Vec<MatrixRow> {
 
     for alert in pack.alerts() {
         let id = alert.id.value.as_str();
-        let playbooks = into(&all, id)
+        let playbooks = into(&index, id)
             .filter(|l| kind(&l.from) == Some(Kind::Playbook))
             .map(|l| l.from.clone())
             .chain(
-                out_of(&all, id)
+                out_of(&index, id)
                     .filter(|l| kind(&l.to) == Some(Kind::Playbook))
                     .map(|l| l.to.clone()),
             )
@@ -400,13 +429,13 @@ pub fn matrix(pack: &Pack) -> Vec<MatrixRow> {
 
     for playbook in pack.playbooks() {
         let id = playbook.id.value.as_str();
-        let mut controls: Vec<String> = out_of(&all, id)
+        let mut controls: Vec<String> = out_of(&index, id)
             .filter(|l| kind(&l.to) == Some(Kind::Control))
             .map(|l| l.to.clone())
             .collect();
-        for alert in out_of(&all, id).filter(|l| kind(&l.to) == Some(Kind::Alert)) {
+        for alert in out_of(&index, id).filter(|l| kind(&l.to) == Some(Kind::Alert)) {
             controls.extend(
-                out_of(&all, &alert.to)
+                out_of(&index, &alert.to)
                     .filter(|l| kind(&l.to) == Some(Kind::Control))
                     .map(|l| format!("{} (via {})", l.to, alert.to)),
             );
