@@ -19,12 +19,24 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version(commands::version::Args),
+    /// Check a document against its specification (e.g. `validate sabsa-l6 FILE`).
+    Validate(commands::validate::Args),
+    /// Render documents from the pack (e.g. `export sabsa-l6`).
+    Export(commands::export::Args),
+    /// Show the traceability graph, coverage matrix and suspect links of the pack.
+    Trace(commands::trace::Args),
+    /// List the improvement backlog by priority score.
+    Backlog(commands::backlog::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Version(args) => commands::version::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+        Command::Export(args) => commands::export::run(args),
+        Command::Trace(args) => commands::trace::run(args),
+        Command::Backlog(args) => commands::backlog::run(args),
     };
     match outcome {
         Ok(code) => code,

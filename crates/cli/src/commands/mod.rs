@@ -12,4 +12,8 @@ pub const EXIT_FINDINGS: ExitCode = ExitCode::from(1);
 /// Usage, I/O or connection error: the command could not give an answer.
 pub const EXIT_ERROR: ExitCode = ExitCode::from(2);
 
+pub mod backlog;
+pub mod export;
+pub mod trace;
+pub mod validate;
 pub mod version;
