@@ -1,8 +1,9 @@
 //! Offline hunting: run the compiled rules over JSON and JSON-lines files.
 //!
 //! Input shapes: JSON lines (one event per line), one JSON document (pretty-printed or not,
-//! possibly several concatenated) or a JSON array of events. The shape is detected from the
-//! content, not the file name.
+//! possibly several concatenated), a JSON array of events, or plain text lines (each line an
+//! event `{"message": …}` for keyword rules, e.g. network device logs). The shape is detected
+//! from the content, not the file name.
 //!
 //! Bad input loses nothing and costs bounded memory: a malformed line is reported with its
 //! line number and the rest of the file is processed; a line longer than
@@ -203,7 +204,23 @@ fn match_doc(
     }
 }
 
-fn process_chunk(engine: &Engine, file: &str, chunk: &Chunk, scratch: &mut Scratch) -> ChunkResult {
+/// How lines of a line-oriented file are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    /// One JSON document per line.
+    Json,
+    /// Plain text (syslog, CLI audit logs): each line is an event `{"message": line}`, which
+    /// keyword rules search.
+    Text,
+}
+
+fn process_chunk(
+    engine: &Engine,
+    file: &str,
+    chunk: &Chunk,
+    format: LineFormat,
+    scratch: &mut Scratch,
+) -> ChunkResult {
     let mut result = ChunkResult::default();
     for item in &chunk.items {
         match item {
@@ -226,6 +243,21 @@ fn process_chunk(engine: &Engine, file: &str, chunk: &Chunk, scratch: &mut Scrat
                 let bytes = &chunk.data[*start..*end];
                 result.bytes += bytes.len() as u64 + 1;
                 if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if format == LineFormat::Text {
+                    let text = String::from_utf8_lossy(bytes).into_owned();
+                    let mut event = serde_json::Map::new();
+                    event.insert("message".to_owned(), Value::String(text));
+                    result.events += 1;
+                    match_doc(
+                        engine,
+                        &Value::Object(event),
+                        file,
+                        Location::Line(*line),
+                        scratch,
+                        &mut result.detections,
+                    );
                     continue;
                 }
                 match serde_json::from_slice::<Value>(bytes) {
@@ -317,6 +349,18 @@ pub fn hunt_lines(
     options: &HuntOptions,
     sink: &mut dyn HuntSink,
 ) -> io::Result<FileStats> {
+    hunt_lines_as(engine, reader, file, LineFormat::Json, options, sink)
+}
+
+/// Matches a line-oriented stream in the given format.
+pub fn hunt_lines_as(
+    engine: &Engine,
+    reader: impl Read + Send,
+    file: &str,
+    format: LineFormat,
+    options: &HuntOptions,
+    sink: &mut dyn HuntSink,
+) -> io::Result<FileStats> {
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut stats = FileStats::default();
     let mut next_line: u64 = 1;
@@ -324,7 +368,7 @@ pub fn hunt_lines(
         let mut scratch = Scratch::default();
         while let Some(chunk) = read_chunk(&mut reader, &mut next_line, options)? {
             emit(
-                process_chunk(engine, file, &chunk, &mut scratch),
+                process_chunk(engine, file, &chunk, format, &mut scratch),
                 &mut stats,
                 sink,
             );
@@ -347,7 +391,10 @@ pub fn hunt_lines(
                     };
                     let Ok((seq, chunk)) = job else { return };
                     if tx
-                        .send((seq, process_chunk(engine, file, &chunk, &mut scratch)))
+                        .send((
+                            seq,
+                            process_chunk(engine, file, &chunk, format, &mut scratch),
+                        ))
                         .is_err()
                     {
                         return;
@@ -473,7 +520,8 @@ pub fn hunt_documents(
 }
 
 /// Matches one file, detecting its shape: a JSON array or a multi-line (pretty-printed)
-/// document is read as documents; anything else as JSON lines.
+/// document is read as documents; a file whose first character is not `{` or `[` as plain
+/// text lines; anything else as JSON lines.
 pub fn hunt_file(
     engine: &Engine,
     path: &Path,
@@ -494,6 +542,9 @@ pub fn hunt_file(
         None => true,
     };
     let is_document = first == Some(b'[') || (first == Some(b'{') && !first_line_complete);
+    if first.is_some() && first != Some(b'[') && first != Some(b'{') {
+        return hunt_lines_as(engine, file, &label, LineFormat::Text, options, sink);
+    }
     if !is_document {
         return hunt_lines(engine, file, &label, options, sink);
     }

@@ -265,3 +265,25 @@ fn yaml_syntax_errors_carry_the_line() {
         "{kind:?}"
     );
 }
+
+#[test]
+fn plain_text_lines_are_matched_by_keyword_rules() {
+    let mut set = RuleSet::default();
+    set.add_text(
+        "kw.yml",
+        "title: dot1x off\nid: kw-1\nlogsource:\n    product: cisco\ndetection:\n    keywords:\n        - 'no dot1x port-control'\n    condition: keywords\n",
+        &LoadOptions::default(),
+    );
+    let engine = Engine::compile(&set);
+    let mut sink = Collect::default();
+    let stats = hunt_file(
+        &engine,
+        Path::new("tests/fixtures/events/cisco_cli.log"),
+        &HuntOptions::default(),
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(stats.events, 3);
+    assert!(sink.bad.is_empty());
+    assert_eq!(lines(&sink.detections), vec![Location::Line(2)]);
+}
