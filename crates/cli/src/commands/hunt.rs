@@ -60,21 +60,53 @@ struct Printer<'e> {
     error: Option<std::io::Error>,
 }
 
+/// One output row: a rule match (with file and location) or a correlation match.
+struct Row<'a> {
+    rule_id: &'a str,
+    title: &'a str,
+    level: &'a str,
+    timestamp: &'a str,
+    /// File and location in it; `("", None)` for correlation matches.
+    place: (&'a str, Option<Location>),
+    matched: &'a Map<String, Value>,
+    /// Correlation details (type, aggregated value, hits, first/last).
+    extra: Option<Value>,
+}
+
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }
 
 impl Printer<'_> {
     fn write_line(&mut self, line: &str) {
-        if self.error.is_none()
-            && let Err(e) = writeln!(self.out, "{line}")
-        {
+        if self.error.is_some() {
+            return;
+        }
+        // Hide the progress bar while writing so a terminal shows clean lines.
+        let bar = self.bar.clone();
+        if let Err(e) = bar.suspend(|| writeln!(self.out, "{line}")) {
             self.error = Some(e);
         }
     }
 
-    fn print_row(&mut self, rule_id: &str, title: &str, level: &str, timestamp: &str, place: (&str, Option<Location>), matched: &Map<String, Value>, extra: Option<Value>) {
-        let level_key = Level::ALL.iter().find(|l| l.as_str() == level).map_or("none", |l| l.as_str());
+    fn print_row(&mut self, row: Row<'_>) {
+        let Row {
+            rule_id,
+            title,
+            level,
+            timestamp,
+            place,
+            matched,
+            extra,
+        } = row;
+        let level_key = Level::ALL
+            .iter()
+            .find(|l| l.as_str() == level)
+            .map_or("none", |l| l.as_str());
         *self.per_level.entry(level_key).or_default() += 1;
         let line = match self.format {
             Format::Jsonl => {
@@ -82,7 +114,14 @@ impl Printer<'_> {
                 obj.insert("rule_id".into(), json!(rule_id));
                 obj.insert("title".into(), json!(title));
                 obj.insert("level".into(), json!(level));
-                obj.insert("timestamp".into(), if timestamp.is_empty() { Value::Null } else { json!(timestamp) });
+                obj.insert(
+                    "timestamp".into(),
+                    if timestamp.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(timestamp)
+                    },
+                );
                 if !place.0.is_empty() {
                     obj.insert("file".into(), json!(place.0));
                 }
@@ -107,24 +146,44 @@ impl Printer<'_> {
                     Some(Location::Index(i)) => format!("{}[{i}]", place.0),
                     None => "correlation".to_owned(),
                 };
-                let fields: Vec<String> = matched.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
+                let fields: Vec<String> = matched
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}={}",
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                        )
+                    })
+                    .collect();
                 if self.format == Format::Csv {
-                    [rule_id, title, level, timestamp, &loc, &fields.join("; ")].iter().map(|s| csv_field(s)).collect::<Vec<_>>().join(",")
+                    [rule_id, title, level, timestamp, &loc, &fields.join("; ")]
+                        .iter()
+                        .map(|s| csv_field(s))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 } else {
                     let mut f = fields.join("; ");
                     if f.chars().count() > 120 {
                         f = f.chars().take(117).collect::<String>() + "...";
                     }
-                    format!("{:<27} {:<13} {:<60} {:<40} {}", timestamp, level, truncate(title, 60), loc, f)
+                    format!(
+                        "{:<27} {:<13} {:<60} {:<40} {}",
+                        timestamp,
+                        level,
+                        truncate(title, 60),
+                        loc,
+                        f
+                    )
                 }
             }
         };
-        self.bar.suspend(|| ());
         self.write_line(&line);
     }
 
     fn print_correlation(&mut self, m: &CorrelationMatch) {
-        let Some(c) = self.engine.correlations().get(m.correlation) else { return };
+        let Some(c) = self.engine.correlations().get(m.correlation) else {
+            return;
+        };
         let rule = &c.rule;
         let mut group = Map::new();
         for (k, v) in &m.group {
@@ -139,20 +198,43 @@ impl Printer<'_> {
         });
         let level = rule.level.map_or("", Level::as_str);
         let id = rule.id.clone().or(rule.name.clone()).unwrap_or_default();
-        self.print_row(&id, &rule.title.clone(), level, &m.last.to_string(), ("", None), &group, Some(extra));
+        let title = rule.title.clone();
+        let timestamp = m.last.to_string();
+        self.print_row(Row {
+            rule_id: &id,
+            title: &title,
+            level,
+            timestamp: &timestamp,
+            place: ("", None),
+            matched: &group,
+            extra: Some(extra),
+        });
     }
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).collect::<String>() + "…" }
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
 }
 
 impl HuntSink for Printer<'_> {
     fn detection(&mut self, d: Detection) {
-        let Some(info) = self.engine.rule(d.rule) else { return };
+        let Some(info) = self.engine.rule(d.rule) else {
+            return;
+        };
         if self.feeds_correlation.get(d.rule).copied().unwrap_or(false) {
             match d.timestamp.as_deref().and_then(parse_timestamp) {
-                Some(t) => self.hits.push((t, CorrelationHit { source: CorrelationRef::Rule(d.rule), time: t, fields: d.captures.clone() })),
+                Some(t) => self.hits.push((
+                    t,
+                    CorrelationHit {
+                        source: CorrelationRef::Rule(d.rule),
+                        time: t,
+                        fields: d.captures.clone(),
+                    },
+                )),
                 None => self.hits_without_time += 1,
             }
         }
@@ -166,7 +248,15 @@ impl HuntSink for Printer<'_> {
         let id = info.id.clone().unwrap_or_default();
         let title = info.title.clone();
         let level = info.level.map_or("", Level::as_str);
-        self.print_row(&id, &title, level, d.timestamp.as_deref().unwrap_or(""), (&d.file, Some(d.location)), &matched, None);
+        self.print_row(Row {
+            rule_id: &id,
+            title: &title,
+            level,
+            timestamp: d.timestamp.as_deref().unwrap_or(""),
+            place: (&d.file, Some(d.location)),
+            matched: &matched,
+            extra: None,
+        });
     }
 
     fn bad_record(&mut self, bad: BadRecord) {
@@ -181,7 +271,8 @@ impl HuntSink for Printer<'_> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut set = RuleSet::default();
     for path in &args.rules {
-        set.add_path(path, &LoadOptions::default()).with_context(|| format!("reading rules from {}", path.display()))?;
+        set.add_path(path, &LoadOptions::default())
+            .with_context(|| format!("reading rules from {}", path.display()))?;
     }
     set.resolve();
     if !set.problems.is_empty() {
@@ -189,7 +280,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("warning: {p}");
         }
         if set.problems.len() > 20 {
-            eprintln!("warning: … and {} more (see `gatehouse rules check`)", set.problems.len() - 20);
+            eprintln!(
+                "warning: … and {} more (see `gatehouse rules check`)",
+                set.problems.len() - 20
+            );
         }
     }
     if set.loaded() == 0 {
@@ -206,10 +300,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let total_bytes: u64 = args.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total_bytes: u64 = args
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = if !args.no_progress && std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        {
             bar.set_style(style);
         }
         bar
@@ -231,10 +332,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match args.format {
         Format::Csv => printer.write_line("rule_id,title,level,timestamp,location,matched"),
-        Format::Table => printer.write_line(&format!("{:<27} {:<13} {:<60} {:<40} {}", "TIMESTAMP", "LEVEL", "RULE", "LOCATION", "MATCHED FIELDS")),
+        Format::Table => printer.write_line(&format!(
+            "{:<27} {:<13} {:<60} {:<40} {}",
+            "TIMESTAMP", "LEVEL", "RULE", "LOCATION", "MATCHED FIELDS"
+        )),
         Format::Jsonl => {}
     }
-    let mut options = HuntOptions { max_line_bytes: args.max_line_bytes, ..HuntOptions::default() };
+    let mut options = HuntOptions {
+        max_line_bytes: args.max_line_bytes,
+        ..HuntOptions::default()
+    };
     if let Some(t) = args.threads {
         options.threads = t.max(1);
     }
@@ -280,7 +387,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for u in &unreadable {
         eprintln!("error: cannot read {u}");
     }
-    let levels: Vec<String> = printer.per_level.iter().map(|(l, n)| format!("{l}={n}")).collect();
+    let levels: Vec<String> = printer
+        .per_level
+        .iter()
+        .map(|(l, n)| format!("{l}={n}"))
+        .collect();
     eprintln!(
         "summary: {} events read, {} bad records, {} rules loaded ({} did not load), {} matches{}{}",
         events,
@@ -288,8 +399,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         set.loaded(),
         set.problems.len(),
         printer.per_level.values().sum::<u64>(),
-        if levels.is_empty() { String::new() } else { format!(" ({})", levels.join(", ")) },
-        if printer.hits_without_time > 0 { format!("; {} correlation hits without a timestamp were ignored", printer.hits_without_time) } else { String::new() }
+        if levels.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", levels.join(", "))
+        },
+        if printer.hits_without_time > 0 {
+            format!(
+                "; {} correlation hits without a timestamp were ignored",
+                printer.hits_without_time
+            )
+        } else {
+            String::new()
+        }
     );
-    Ok(if unreadable.is_empty() { super::EXIT_OK } else { super::EXIT_ERROR })
+    Ok(if unreadable.is_empty() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_ERROR
+    })
 }

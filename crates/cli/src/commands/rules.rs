@@ -54,7 +54,9 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .problems
         .iter()
         .filter_map(|p| match &p.kind {
-            ProblemKind::Unsupported { feature } => Some(json!({"file": p.file, "line": p.line, "rule": p.rule, "feature": feature})),
+            ProblemKind::Unsupported { feature } => {
+                Some(json!({"file": p.file, "line": p.line, "rule": p.rule, "feature": feature}))
+            }
             ProblemKind::Invalid { .. } => None,
         })
         .collect();
@@ -62,7 +64,9 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .problems
         .iter()
         .filter_map(|p| match &p.kind {
-            ProblemKind::Invalid { reason } => Some(json!({"file": p.file, "line": p.line, "rule": p.rule, "reason": reason})),
+            ProblemKind::Invalid { reason } => {
+                Some(json!({"file": p.file, "line": p.line, "rule": p.rule, "reason": reason}))
+            }
             ProblemKind::Unsupported { .. } => None,
         })
         .collect();
@@ -97,5 +101,9 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if set.problems.is_empty() { super::EXIT_OK } else { super::EXIT_FINDINGS })
+    Ok(if set.problems.is_empty() {
+        super::EXIT_OK
+    } else {
+        super::EXIT_FINDINGS
+    })
 }
