@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version(commands::version::Args),
+    /// Run Sigma rules over JSON / JSON-lines event files (offline hunting).
+    Hunt(commands::hunt::Args),
+    /// Sigma rule tools (`rules check DIR`: coverage report).
+    Rules(commands::rules::Args),
     /// Check a document against its specification (e.g. `validate sabsa-l6 FILE`).
     Validate(commands::validate::Args),
     /// Render documents from the pack (e.g. `export sabsa-l6`).
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Version(args) => commands::version::run(args),
+        Command::Hunt(args) => commands::hunt::run(args),
+        Command::Rules(args) => commands::rules::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Trace(args) => commands::trace::run(args),

@@ -14,6 +14,8 @@ pub const EXIT_ERROR: ExitCode = ExitCode::from(2);
 
 pub mod backlog;
 pub mod export;
+pub mod hunt;
+pub mod rules;
 pub mod trace;
 pub mod validate;
 pub mod version;
