@@ -1,1 +1,237 @@
-//! gatehouse-server: see ARCHITECTURE.md.
+//! gatehouse-server: the HTTP API of gatehouse (axum).
+//!
+//! The binary loads the pack, opens the store and calls [`run`]. This crate authenticates each
+//! request ([`auth`]), authorizes it ([`authz`]), serves the current pack snapshot (swapped
+//! atomically on reload, [`pack_state`]), appends every state change and denial to the audit
+//! log, and exposes `/healthz`, `/readyz`, `/metrics` and `/api/openapi.json` for operators.
+//! It depends on core's ports (`Store`, `Clock`), never on a concrete store.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod authz;
+pub mod clock;
+pub mod error;
+pub mod json_body;
+pub mod metrics;
+pub mod openapi;
+pub mod pack_state;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use gatehouse_core::audit::AuditOutcome;
+use gatehouse_core::clock::Clock;
+use gatehouse_core::store::{Store, StoreError};
+use gatehouse_pack::Pack;
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use clock::SystemClock;
+pub use pack_state::{PackSnapshot, PackSource};
+pub use state::AppState;
+
+/// Limits and timeouts of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted (413 above it).
+    pub body_limit_bytes: usize,
+    /// Longest a request may take before it is answered with 408.
+    pub request_timeout: Duration,
+    /// Reload the pack when the process receives SIGHUP.
+    pub reload_on_sighup: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            reload_on_sighup: true,
+        }
+    }
+}
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "cannot listen on {addr}: the address is already in use (another process holds this port; choose another with --listen)"
+    )]
+    AddressInUse { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot record the loaded pack in the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Binds the listening socket; separate from [`run`] so the caller can report the actual
+/// address (port 0 picks a free port) before serving.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServerError::AddressInUse { addr }
+        } else {
+            ServerError::Bind { addr, source }
+        }
+    })
+}
+
+/// Builds the shared state for a freshly loaded pack and records that pack in the store as the
+/// revision in force, with an audit entry.
+pub async fn prepare(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    pack_source: PackSource,
+    pack: Pack,
+) -> Result<AppState, ServerError> {
+    let snapshot = PackSnapshot::new(pack, clock.now());
+    let label = format!("{} (startup)", pack_source.dir().display());
+    store
+        .record_pack_revision(&snapshot.revision(&label))
+        .await?;
+    let digest = snapshot.digest.clone();
+    let documents = snapshot.document_count;
+    let state = AppState::new(store, clock, pack_source, snapshot);
+    audit::append(
+        &state,
+        "system",
+        "pack.load",
+        &format!("pack:{digest}"),
+        AuditOutcome::Succeeded,
+        serde_json::json!({ "trigger": "startup", "document_count": documents }),
+    )
+    .await?;
+    Ok(state)
+}
+
+/// The full router: open operational endpoints plus the authenticated `/api/v1` API.
+pub fn router(state: AppState, config: &ServerConfig) -> Router {
+    let api = Router::new()
+        .route("/pack", get(routes::pack::get_pack))
+        .route("/pack/reload", post(routes::pack::reload_pack))
+        .route(
+            "/releases",
+            get(routes::releases::list_releases).post(routes::releases::create_release),
+        )
+        .route("/releases/{id}", get(routes::releases::get_release))
+        .route("/audit", get(routes::audit::list_audit))
+        .fallback(api_not_found);
+
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
+        .route(
+            "/api/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
+        .nest("/api/v1", api)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn api_not_found() -> error::ApiError {
+    error::ApiError::NotFound("no such API route".into())
+}
+
+/// A bound, configured server that has not started serving yet.
+///
+/// Creating it installs the SIGHUP handler, so once the caller announces the address a reload
+/// signal can never hit the process's default action (termination).
+pub struct Server {
+    listener: TcpListener,
+    app: Router,
+    sighup: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn new(
+        listener: TcpListener,
+        config: &ServerConfig,
+        state: AppState,
+    ) -> Result<Self, ServerError> {
+        let app = router(state.clone(), config);
+        let sighup = if config.reload_on_sighup {
+            Some(spawn_sighup_reloader(state)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            listener,
+            app,
+            sighup,
+        })
+    }
+
+    /// The address actually bound (resolves port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let served = axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve);
+        if let Some(task) = self.sighup {
+            task.abort();
+        }
+        served
+    }
+}
+
+/// [`Server::new`] then [`Server::run`].
+pub async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::new(listener, &config, state)?.run(shutdown).await
+}
+
+#[cfg(unix)]
+fn spawn_sighup_reloader(state: AppState) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).map_err(ServerError::Serve)?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the pack");
+            pack_state::reload(&state, "system:sighup", pack_state::ReloadTrigger::Signal).await;
+        }
+    }))
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup_reloader(_state: AppState) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+    Ok(tokio::spawn(async {}))
+}

@@ -1,0 +1,6 @@
+//! HTTP handlers, one module per API area.
+
+pub mod audit;
+pub mod health;
+pub mod pack;
+pub mod releases;

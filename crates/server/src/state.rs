@@ -1,0 +1,87 @@
+//! Shared state of one running server: the store port, the clock, metrics and the current pack.
+//!
+//! Cloned into every handler (it is one `Arc`), so handlers never hold locks across `.await`
+//! except the reload lock, which only serialises reloads with each other.
+
+use std::sync::Arc;
+
+use gatehouse_core::clock::Clock;
+use gatehouse_core::store::Store;
+
+use crate::metrics::Metrics;
+use crate::pack_state::{PackSnapshot, PackSource};
+
+/// Handle to the state shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    pack: arc_swap::ArcSwap<PackSnapshot>,
+    pack_source: PackSource,
+    /// Held for the duration of one reload so two reloads cannot interleave their swap and
+    /// revision record (the later load must win, and be the one recorded).
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        pack_source: PackSource,
+        initial_pack: PackSnapshot,
+    ) -> Self {
+        let metrics = Metrics::new();
+        metrics.set_pack(
+            initial_pack.document_count,
+            initial_pack.loaded_at.as_second(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                metrics,
+                pack: arc_swap::ArcSwap::from_pointee(initial_pack),
+                pack_source,
+                reload_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The pack being served right now. The returned `Arc` stays valid (and unchanged) for as
+    /// long as the caller holds it, even if a reload swaps in a new pack meanwhile.
+    pub fn pack(&self) -> Arc<PackSnapshot> {
+        self.inner.pack.load_full()
+    }
+
+    pub fn pack_source(&self) -> &PackSource {
+        &self.inner.pack_source
+    }
+
+    pub(crate) fn swap_pack(&self, snapshot: Arc<PackSnapshot>) {
+        self.inner
+            .metrics
+            .set_pack(snapshot.document_count, snapshot.loaded_at.as_second());
+        self.inner.pack.store(snapshot);
+    }
+
+    pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.reload_lock
+    }
+}
