@@ -8,8 +8,9 @@
 use std::str::FromStr;
 
 use gatehouse_core::store::StoreError;
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use crate::CONNECT_TIMEOUT;
 use crate::queries::{self, impl_store};
@@ -39,20 +40,30 @@ impl PgStore {
         }
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| unavailable(format!("invalid database URL: {e}")))?;
-        let connect = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options);
-        let pool = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(pool)) => pool,
+        // One direct connection first: a pool would retry until its acquire timeout and then
+        // report only "pool timed out", hiding the real cause (refused, bad password, no such
+        // database).
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(probe)) => {
+                let _ = probe.close().await;
+            }
+            Ok(Err(sqlx::Error::Io(e))) => {
+                return Err(unavailable(format!(
+                    "{e} (is PostgreSQL running and accepting TCP connections there?)"
+                )));
+            }
             Ok(Err(e)) => return Err(unavailable(e.to_string())),
             Err(_) => {
                 return Err(unavailable(format!(
-                    "no connection within {} s",
+                    "no answer within {} s",
                     CONNECT_TIMEOUT.as_secs()
                 )));
             }
-        };
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_lazy_with(options);
 
         let has_migrations: bool =
             sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")

@@ -717,8 +717,13 @@ async fn unreachable_postgres_url_fails_quickly_with_a_clear_error() {
     );
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
     let message = err.to_string();
+    eprintln!("{message} (after {:?})", started.elapsed());
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert!(!message.contains("hunter2"), "password leaked: {message}");
+    assert!(
+        message.to_lowercase().contains("refused"),
+        "cause not named: {message}"
+    );
 }
 
 #[tokio::test]
@@ -730,4 +735,57 @@ async fn non_postgres_url_is_refused() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("postgres://"), "{err}");
+}
+
+#[tokio::test]
+async fn sqlite_file_that_is_not_a_database_gives_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db_file = tmp.path().join(gatehouse_store::SQLITE_FILE_NAME);
+    std::fs::write(&db_file, "this is a text file, not SQLite\n".repeat(200)).unwrap();
+    let err = open(&StoreConfig::Sqlite {
+        data_dir: tmp.path().to_path_buf(),
+    })
+    .await
+    .err()
+    .unwrap();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&db_file.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("not a database"), "{message}");
+    // The file is left as it was: nothing is lost by a failed open.
+    assert!(
+        std::fs::read_to_string(&db_file)
+            .unwrap()
+            .starts_with("this is a text file")
+    );
+}
+
+#[tokio::test]
+async fn postgres_wrong_password_names_the_cause() {
+    let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
+        eprintln!("skipped: {POSTGRES_URL_VAR} not set");
+        return;
+    };
+    // postgres://user:password@host:port/db -> same with a wrong password.
+    let (credentials, server) = admin_url.split_once('@').unwrap();
+    let user = credentials
+        .trim_start_matches("postgres://")
+        .split(':')
+        .next()
+        .unwrap();
+    let url = format!("postgres://{user}:definitely-wrong@{server}");
+    let err = open(&StoreConfig::Postgres { url }).await.err().unwrap();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("password authentication failed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("definitely-wrong"),
+        "password leaked: {message}"
+    );
 }
