@@ -103,6 +103,24 @@ mod tests {
     }
 
     #[test]
+    fn both_backends_know_the_same_migration_versions() {
+        // A migration added for one backend only would let the two schemas drift apart while
+        // the shared queries assume they are the same.
+        let versions = |m: &sqlx::migrate::Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(&sqlite::MIGRATOR), versions(&postgres::MIGRATOR));
+        assert_eq!(
+            known_schema_version(&StoreConfig::Sqlite {
+                data_dir: PathBuf::new()
+            }),
+            known_schema_version(&StoreConfig::Postgres { url: String::new() })
+        );
+    }
+
+    #[test]
     fn data_dir_is_used_without_a_url() {
         let config = StoreConfig::from_options("/var/lib/gatehouse", None);
         assert_eq!(
