@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version(commands::version::Args),
+    /// Evidence tools (`evidence inspect --kind KIND FILE`: parse offline, print the facts).
+    Evidence(commands::evidence::Args),
     /// Run Sigma rules over JSON / JSON-lines event files (offline hunting).
     Hunt(commands::hunt::Args),
     /// Sigma rule tools (`rules check DIR`: coverage report).
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Version(args) => commands::version::run(args),
+        Command::Evidence(args) => commands::evidence::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Rules(args) => commands::rules::run(args),
         Command::Validate(args) => commands::validate::run(args),

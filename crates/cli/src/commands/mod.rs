@@ -13,6 +13,7 @@ pub const EXIT_FINDINGS: ExitCode = ExitCode::from(1);
 pub const EXIT_ERROR: ExitCode = ExitCode::from(2);
 
 pub mod backlog;
+pub mod evidence;
 pub mod export;
 pub mod hunt;
 pub mod rules;
