@@ -54,6 +54,10 @@ pub struct JunitFacts {
     pub suite_attribute_totals: JunitTotals,
     /// Whether those sums equal the test-case counts.
     pub attributes_agree: bool,
+    /// No `<testcase>` at all while suite attributes claim tests ran: some consumers would
+    /// report the attribute numbers; gatehouse reports 0 tests and raises this flag so a gate
+    /// does not mistake "no test cases recorded" for "all passed".
+    pub testcases_absent_but_attributes_count_tests: bool,
     pub failed_testcases: Vec<FailedTestcase>,
     pub failed_testcases_truncated: bool,
 }
@@ -85,6 +89,8 @@ pub(crate) fn parse<R: BufRead>(
         skipped: facts.skipped,
     };
     facts.attributes_agree = counted == facts.suite_attribute_totals;
+    facts.testcases_absent_but_attributes_count_tests =
+        facts.tests == 0 && facts.suite_attribute_totals.tests > 0;
     Ok(facts)
 }
 

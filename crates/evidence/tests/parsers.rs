@@ -663,3 +663,12 @@ fn sarif_results_flooding_before_their_rules_hit_a_named_limit() {
     );
     assert!(err.location().is_some());
 }
+
+#[test]
+fn junit_suite_attributes_without_testcases_are_flagged_not_trusted() {
+    let facts = junit("junit/suite_attributes_without_testcases.xml");
+    assert_eq!(facts.tests, 0);
+    assert_eq!(facts.suite_attribute_totals.failures, 3);
+    assert!(facts.testcases_absent_but_attributes_count_tests);
+    assert!(!junit("junit/pytest_single_suite.xml").testcases_absent_but_attributes_count_tests);
+}
