@@ -669,13 +669,7 @@ impl Engine {
                 }
             }
         }
-        let automata = per_field
-            .into_iter()
-            .map(|(folded, cased)| FieldAutomata {
-                folded: build_searchers(folded),
-                cased: build_searchers(cased),
-            })
-            .collect();
+        let automata = build_all_automata(per_field);
         let has_keywords = b.atoms.iter().any(|a| a.field.is_none());
         Engine {
             fields: b.fields,
@@ -1068,6 +1062,48 @@ impl Engine {
             }
         }
     }
+}
+
+/// Builds every field's automata on all cores, biggest first (a few fields such as
+/// `CommandLine` hold most needles, so largest-first balances the workers).
+/// Folded and cased needles of one field.
+type FieldNeedles = (Vec<Needle>, Vec<Needle>);
+
+fn build_all_automata(per_field: Vec<FieldNeedles>) -> Vec<FieldAutomata> {
+    let n = per_field.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(per_field[i].0.len() + per_field[i].1.len()));
+    let inputs: Vec<Mutex<Option<FieldNeedles>>> =
+        per_field.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let outputs: Vec<Mutex<Option<FieldAutomata>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |w| w.get())
+        .min(n.max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&i) = order.get(k) else { return };
+                    let input = inputs[i].lock().ok().and_then(|mut g| g.take());
+                    if let Some((folded, cased)) = input {
+                        let built = FieldAutomata {
+                            folded: build_searchers(folded),
+                            cased: build_searchers(cased),
+                        };
+                        if let Ok(mut slot) = outputs[i].lock() {
+                            *slot = Some(built);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    outputs
+        .into_iter()
+        .map(|m| m.into_inner().ok().flatten().unwrap_or_default())
+        .collect()
 }
 
 fn expr_atoms(e: &Expr) -> Vec<AtomId> {

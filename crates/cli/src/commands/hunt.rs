@@ -416,6 +416,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(if unreadable.is_empty() {
         super::EXIT_OK
     } else {
-        super::EXIT_ERROR
+        super::exit_error()
     })
 }

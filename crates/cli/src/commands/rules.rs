@@ -43,6 +43,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the report")
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut set = RuleSet::default();
     set.add_path(&args.path, &LoadOptions::default())
@@ -83,14 +95,15 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 "unsupported": unsupported,
                 "invalid": invalid,
             });
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            print_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
         }
         Format::Text => {
+            let mut text = String::new();
             for p in &set.problems {
-                println!("{p}");
+                text.push_str(&format!("{p}\n"));
             }
-            println!(
-                "{} documents: {} loaded ({} detection, {} correlation, {} filter), {} unsupported, {} invalid",
+            text.push_str(&format!(
+                "{} documents: {} loaded ({} detection, {} correlation, {} filter), {} unsupported, {} invalid\n",
                 set.total,
                 set.loaded(),
                 set.rules.len(),
@@ -98,7 +111,8 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 set.filters.len(),
                 unsupported.len(),
                 invalid.len()
-            );
+            ));
+            print_out(&text)?;
         }
     }
     Ok(if set.problems.is_empty() {
