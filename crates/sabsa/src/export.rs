@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 
 use gatehouse_pack::Pack;
 use gatehouse_pack::model::{
-    Alert, AutomationStatus, Cadence, Comparison, Document, HealthCheck, Improvement, Kind, Kpi,
-    KpiDirection, Maintenance, NoticeTiming, Playbook, Recurrence, RemediationMode, Runbook,
-    SabsaColumn, SabsaLayer, Step,
+    Alert, AutomationStatus, Cadence, Comparison, ContactKind, Document, HealthCheck, Improvement,
+    Kind, Kpi, KpiDirection, Maintenance, NoticeTiming, Playbook, Recurrence, RemediationMode,
+    Runbook, SabsaColumn, SabsaLayer, Step,
 };
 use gatehouse_pack::trace::is_external_id;
 
@@ -348,9 +348,23 @@ fn monitoring(pack: &Pack, names: &Names<'_>) -> String {
         n += 1;
         health_check(&mut out, id, n, check, names);
     }
+    // Playbooks by the alerts that open them, built once (in id order) for all alerts.
+    let mut responders: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for playbook in by_id(pack.playbooks(), |p| &p.id.value) {
+        for alert in &playbook.alerts {
+            responders
+                .entry(alert.value.as_str())
+                .or_default()
+                .push(playbook.id.value.as_str());
+        }
+    }
     for alert in alerts {
         n += 1;
-        alert_block(&mut out, id, n, alert, pack, names);
+        let playbooks = responders
+            .get(alert.id.value.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        alert_block(&mut out, id, n, alert, playbooks, pack, names);
     }
     out
 }
@@ -399,6 +413,7 @@ fn alert_block(
     id: SectionId,
     n: usize,
     alert: &Alert,
+    playbooks: &[&str],
     pack: &Pack,
     names: &Names<'_>,
 ) {
@@ -446,7 +461,7 @@ fn alert_block(
         .routing
         .channels
         .iter()
-        .map(|c| format!("{c:?}"))
+        .map(|c| channel(*c).to_owned())
         .collect();
     let via = if channels.is_empty() {
         String::new()
@@ -505,15 +520,25 @@ fn alert_block(
             names.list(alert.controls.iter().map(|c| c.value.as_str()))
         );
     }
-    let playbooks: Vec<&str> = by_id(pack.playbooks(), |p| &p.id.value)
-        .into_iter()
-        .filter(|p| p.alerts.iter().any(|a| a.value == alert.id.value))
-        .map(|p| p.id.value.as_str())
-        .collect();
     if !playbooks.is_empty() {
-        let _ = writeln!(out, "**Response playbook:** {}\n", names.list(playbooks));
+        let _ = writeln!(
+            out,
+            "**Response playbook:** {}\n",
+            names.list(playbooks.iter().copied())
+        );
     }
     out.push_str("---\n\n");
+}
+
+fn channel(kind: ContactKind) -> &'static str {
+    match kind {
+        ContactKind::Email => "Email",
+        ContactKind::Phone => "Phone",
+        ContactKind::Sms => "SMS",
+        ContactKind::Slack => "Slack",
+        ContactKind::Pagerduty => "PagerDuty",
+        ContactKind::Webhook => "Webhook",
+    }
 }
 
 fn runbooks(pack: &Pack, names: &Names<'_>) -> String {
