@@ -23,7 +23,8 @@
 //! clearing one. The same vulnerability id in several SBOMs is counted once, at its highest
 //! severity, and stays open if any occurrence is open.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use gatehouse_evidence::{Facts, VexStatement};
 use gatehouse_pack::model::SeverityLevel;
@@ -52,7 +53,9 @@ struct Vulnerability<'a> {
     severity: SeverityLevel,
     unrated: bool,
     open: bool,
-    items: Vec<&'a EvidenceItem>,
+    /// The first SBOM listing it, and any further ones (rare, so usually no allocation).
+    first: &'a EvidenceItem,
+    more: Vec<&'a EvidenceItem>,
 }
 
 pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
@@ -75,17 +78,47 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
         })
     };
 
-    let vex: Vec<(&VexStatement, &EvidenceItem)> = items
-        .iter()
-        .filter_map(|item| match &item.facts {
-            EvidenceFacts::Parsed(Facts::OpenVex(f)) => Some((f, *item)),
-            _ => None,
-        })
-        .flat_map(|(f, item)| f.statement_list.iter().map(move |s| (s, item)))
-        .collect();
+    // VEX statements by the names they cover (vulnerability and aliases, ASCII case ignored),
+    // so each vulnerability looks at its own statements only.
+    let mut vex: HashMap<Caseless<'_>, Vec<(&VexStatement, &EvidenceItem)>> = HashMap::new();
+    for item in &items {
+        if let EvidenceFacts::Parsed(Facts::OpenVex(f)) = &item.facts {
+            for statement in &f.statement_list {
+                let names = statement
+                    .vulnerability
+                    .iter()
+                    .chain(statement.aliases.iter());
+                for (index, name) in names.clone().enumerate() {
+                    // An alias repeating the name must not list the statement twice.
+                    if names
+                        .clone()
+                        .take(index)
+                        .any(|n| n.eq_ignore_ascii_case(name))
+                    {
+                        continue;
+                    }
+                    vex.entry(Caseless(name))
+                        .or_default()
+                        .push((statement, *item));
+                }
+            }
+        }
+    }
 
     let mut contributions: Vec<Contribution<'_>> = Vec::new();
-    let mut vulnerabilities: BTreeMap<String, Vulnerability<'_>> = BTreeMap::new();
+    let listed: usize = items
+        .iter()
+        .map(|i| match &i.facts {
+            EvidenceFacts::Parsed(Facts::CycloneDx(f)) => f.vulnerability_list.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut vulnerabilities: HashMap<Cow<'_, str>, Vulnerability<'_>> =
+        HashMap::with_capacity(listed);
+    // Cleared vulnerabilities grouped by what cleared them (one reason per VEX document,
+    // SBOM analysis state or exception, not one per vulnerability).
+    type Cleared<'e> = (Vec<(Cow<'e, str>, SeverityLevel)>, Vec<&'e EvidenceItem>);
+    let mut cleared_groups: BTreeMap<ClearedBy<'_>, Cleared<'_>> = BTreeMap::new();
     for item in &items {
         let facts = match &item.facts {
             EvidenceFacts::Parsed(facts) => facts,
@@ -164,7 +197,14 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
                             severity,
                             count,
                             item,
-                            what: format!("unsuppressed SARIF {level} result(s)"),
+                            what: if excepted > 0 {
+                                format!(
+                                    "unsuppressed SARIF {level} result(s) outside the excepted \
+                                     rules (an upper bound: the facts do not split levels by rule)"
+                                )
+                            } else {
+                                format!("unsuppressed SARIF {level} result(s)")
+                            },
                         });
                     }
                 }
@@ -180,32 +220,30 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
                     if let Some(slot) = listed.get_mut(severity_index(rank)) {
                         *slot += 1;
                     }
-                    let key =
-                        v.id.clone()
-                            .unwrap_or_else(|| format!("{}#{}", item.id, index + 1));
+                    let key: Cow<'_, str> = match &v.id {
+                        Some(id) => Cow::Borrowed(id.as_str()),
+                        None => Cow::Owned(format!("{}#{}", item.id, index + 1)),
+                    };
                     let cleared = clearing(ctx, &key, v, &vex, &finding_scopes);
-                    if let Some((text, cleared_by)) = &cleared {
-                        let mut shown: Vec<&EvidenceItem> = vec![item];
-                        shown.extend(cleared_by.iter().copied());
-                        reasons.push(with_evidence(
-                            ctx.reason(
-                                ReasonLevel::Info,
-                                "vulnerability_cleared",
-                                "finding_thresholds",
-                                format!(
-                                    "{key} ({}) in {}: {text}",
-                                    rank.as_str().to_ascii_lowercase(),
-                                    item.id
-                                ),
-                            ),
-                            &shown,
-                        ));
+                    if let Some(cause) = cleared {
+                        let group = cleared_groups.entry(cause).or_default();
+                        group.0.push((key.clone(), rank));
+                        let by = match cause {
+                            ClearedBy::Vex { item: vex_item, .. } => Some(vex_item.0),
+                            _ => None,
+                        };
+                        for e in std::iter::once(*item).chain(by) {
+                            if !group.1.iter().any(|g| g.id == e.id) {
+                                group.1.push(e);
+                            }
+                        }
                     }
                     let entry = vulnerabilities.entry(key).or_insert(Vulnerability {
                         severity: rank,
                         unrated,
                         open: false,
-                        items: Vec::new(),
+                        first: item,
+                        more: Vec::new(),
                     });
                     // SeverityLevel orders Critical first, so the minimum is the highest.
                     if rank < entry.severity {
@@ -213,7 +251,9 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
                         entry.unrated = unrated;
                     }
                     entry.open |= cleared.is_none();
-                    entry.items.push(item);
+                    if !std::ptr::eq(entry.first, *item) {
+                        entry.more.push(item);
+                    }
                 }
                 // Vulnerabilities beyond a truncated list are known only by count.
                 let s = &f.by_severity;
@@ -296,16 +336,42 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
         }
     }
 
-    let mut by_severity: BTreeMap<SeverityLevel, Vec<String>> = BTreeMap::new();
-    for (id, v) in vulnerabilities.iter().filter(|(_, v)| v.open) {
-        by_severity
-            .entry(v.severity)
-            .or_default()
-            .push(if v.unrated {
-                format!("{id} (unrated)")
-            } else {
-                id.clone()
-            });
+    for (cause, (ids, evidence)) in &cleared_groups {
+        let shown: Vec<String> = ids
+            .iter()
+            .take(10)
+            .map(|(id, rank)| format!("{id} ({})", rank.as_str().to_ascii_lowercase()))
+            .collect();
+        reasons.push(with_evidence(
+            ctx.reason(
+                ReasonLevel::Info,
+                "vulnerability_cleared",
+                "finding_thresholds",
+                format!(
+                    "{} vulnerabilit{} cleared, {cause}: {}{}",
+                    ids.len(),
+                    if ids.len() == 1 { "y" } else { "ies" },
+                    shown.join(", "),
+                    if ids.len() > shown.len() { ", …" } else { "" }
+                ),
+            ),
+            evidence,
+        ));
+    }
+    // Open vulnerabilities per severity, in id order, with the SBOMs that list them.
+    type Open<'v> = (Vec<(&'v str, bool)>, Vec<&'v EvidenceItem>);
+    let mut by_severity: BTreeMap<SeverityLevel, Open<'_>> = BTreeMap::new();
+    let mut open: Vec<(&Cow<'_, str>, &Vulnerability<'_>)> =
+        vulnerabilities.iter().filter(|(_, v)| v.open).collect();
+    open.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (id, v) in open {
+        let entry = by_severity.entry(v.severity).or_default();
+        entry.0.push((id.as_ref(), v.unrated));
+        for item in std::iter::once(&v.first).chain(v.more.iter()) {
+            if !entry.1.iter().any(|e| std::ptr::eq(*e, *item)) {
+                entry.1.push(item);
+            }
+        }
     }
     let mut tally = FindingTally::default();
     for severity in SEVERITIES {
@@ -313,11 +379,10 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
             .iter()
             .filter(|c| c.severity == severity)
             .collect();
-        let vulns = by_severity.get(&severity).map(Vec::as_slice).unwrap_or(&[]);
-        let open_vulns: Vec<&Vulnerability<'_>> = vulnerabilities
-            .values()
-            .filter(|v| v.open && v.severity == severity)
-            .collect();
+        let (vulns, vuln_items) = by_severity
+            .get(&severity)
+            .map(|(ids, items)| (ids.as_slice(), items.as_slice()))
+            .unwrap_or((&[], &[]));
         let count = from_items
             .iter()
             .map(|c| c.count)
@@ -337,7 +402,17 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
             .map(|c| format!("{} {} in {}", c.count, c.what, c.item.id))
             .collect();
         if !vulns.is_empty() {
-            let shown: Vec<&str> = vulns.iter().take(10).map(String::as_str).collect();
+            let shown: Vec<String> = vulns
+                .iter()
+                .take(10)
+                .map(|(id, unrated)| {
+                    if *unrated {
+                        format!("{id} (unrated)")
+                    } else {
+                        (*id).to_owned()
+                    }
+                })
+                .collect();
             parts.push(format!(
                 "{} open vulnerabilit{} ({}{})",
                 vulns.len(),
@@ -351,9 +426,7 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
             ));
         }
         let mut evidence: Vec<&EvidenceItem> = from_items.iter().map(|c| c.item).collect();
-        for v in &open_vulns {
-            evidence.extend(v.items.iter().copied());
-        }
+        evidence.extend(vuln_items.iter().copied());
         evidence.sort_by(|a, b| a.id.cmp(&b.id));
         evidence.dedup_by(|a, b| a.id == b.id);
         let name = severity.as_str().to_ascii_lowercase();
@@ -421,13 +494,19 @@ enum Rank {
 }
 
 fn vulnerability_severity(severity: &str) -> Rank {
-    match severity.to_ascii_lowercase().as_str() {
-        "critical" => Rank::Counted(SeverityLevel::Critical),
-        "high" => Rank::Counted(SeverityLevel::High),
-        "medium" | "moderate" => Rank::Counted(SeverityLevel::Medium),
-        "low" => Rank::Counted(SeverityLevel::Low),
-        "info" | "none" => Rank::NotCounted,
-        _ => Rank::Unrated,
+    let is = |name: &str| severity.eq_ignore_ascii_case(name);
+    if is("critical") {
+        Rank::Counted(SeverityLevel::Critical)
+    } else if is("high") {
+        Rank::Counted(SeverityLevel::High)
+    } else if is("medium") || is("moderate") {
+        Rank::Counted(SeverityLevel::Medium)
+    } else if is("low") {
+        Rank::Counted(SeverityLevel::Low)
+    } else if is("info") || is("none") {
+        Rank::NotCounted
+    } else {
+        Rank::Unrated
     }
 }
 
@@ -440,78 +519,143 @@ fn severity_index(severity: SeverityLevel) -> usize {
     }
 }
 
-/// Why a vulnerability does not count (and the VEX documents saying so), or `None` when it is
-/// open.
+/// What cleared a vulnerability; its text is written once per group. Ordered (by evidence id,
+/// status, …) so groups are reported in a stable order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ClearedBy<'a> {
+    Vex {
+        item: ById<'a>,
+        status: &'a str,
+        justification: Option<&'a str>,
+    },
+    Analysis(&'a str),
+    Exception(&'a str, jiff::Timestamp),
+}
+
+impl std::fmt::Display for ClearedBy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Vex {
+                item,
+                status,
+                justification,
+            } => {
+                write!(f, "{status} per OpenVEX {}", item.0.id)?;
+                if let Some(j) = justification {
+                    write!(f, " ({j})")?;
+                }
+                Ok(())
+            }
+            Self::Analysis(state) => write!(f, "analysis state `{state}` in the SBOM"),
+            Self::Exception(id, expires_at) => write!(f, "excepted by {id} until {expires_at}"),
+        }
+    }
+}
+
+/// An evidence item compared by id.
+#[derive(Debug, Clone, Copy)]
+struct ById<'a>(&'a EvidenceItem);
+
+impl PartialEq for ById<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById<'_> {}
+
+impl PartialOrd for ById<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ById<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.id.cmp(&other.0.id)
+    }
+}
+
+/// A string compared and hashed with ASCII case ignored (vulnerability ids).
+#[derive(Debug, Clone, Copy)]
+struct Caseless<'a>(&'a str);
+
+impl PartialEq for Caseless<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(other.0)
+    }
+}
+
+impl Eq for Caseless<'_> {}
+
+impl std::hash::Hash for Caseless<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Lower-case in stack-sized chunks: one hasher call per chunk, not per byte.
+        let mut buffer = [0u8; 64];
+        for chunk in self.0.as_bytes().chunks(buffer.len()) {
+            let lowered = &mut buffer[..chunk.len()];
+            lowered.copy_from_slice(chunk);
+            lowered.make_ascii_lowercase();
+            state.write(lowered);
+        }
+        state.write_u8(0xff);
+    }
+}
+
+/// What clears a vulnerability, or `None` when it is open.
 fn clearing<'a>(
     ctx: &Ctx<'_>,
     id: &str,
-    vulnerability: &gatehouse_evidence::VulnerabilityFact,
-    vex: &[(&VexStatement, &'a EvidenceItem)],
-    finding_scopes: &[(&FindingScope, &Exception)],
-) -> Option<(String, Vec<&'a EvidenceItem>)> {
-    let applicable: Vec<&(&VexStatement, &EvidenceItem)> = vex
-        .iter()
-        .filter(|(statement, _)| {
-            vex_names(statement, id)
-                && (statement.products.is_empty()
-                    || statement.products.iter().any(|product| {
-                        vulnerability
-                            .affects
-                            .iter()
-                            .any(|component| product_matches(product, component))
-                            || ctx.artifact_hexes.iter().any(|hex| product.contains(hex))
-                    }))
-        })
-        .collect();
-    let status_of = |s: &VexStatement| s.status.as_deref().unwrap_or("").to_ascii_lowercase();
-    let disputed = applicable
-        .iter()
-        .any(|(s, _)| matches!(status_of(s).as_str(), "affected" | "under_investigation"));
-    if !disputed
-        && let Some((statement, item)) = applicable
-            .iter()
-            .find(|(s, _)| matches!(status_of(s).as_str(), "not_affected" | "fixed"))
-    {
-        return Some((
-            format!(
-                "{} per OpenVEX {}{}",
-                status_of(statement),
-                item.id,
-                statement
-                    .justification
-                    .as_deref()
-                    .map(|j| format!(" ({j})"))
-                    .unwrap_or_default()
-            ),
-            vec![*item],
-        ));
+    vulnerability: &'a gatehouse_evidence::VulnerabilityFact,
+    vex: &HashMap<Caseless<'_>, Vec<(&'a VexStatement, &'a EvidenceItem)>>,
+    finding_scopes: &[(&FindingScope, &'a Exception)],
+) -> Option<ClearedBy<'a>> {
+    let statements = vex.get(&Caseless(id)).map(Vec::as_slice).unwrap_or(&[]);
+    let applies = |statement: &VexStatement| {
+        statement.products.is_empty()
+            || statement.products.iter().any(|product| {
+                vulnerability
+                    .affects
+                    .iter()
+                    .any(|component| product_matches(product, component))
+                    || ctx.artifact_hexes.iter().any(|hex| product.contains(hex))
+            })
+    };
+    let is = |s: &VexStatement, names: &[&str]| {
+        let status = s.status.as_deref().unwrap_or("");
+        names.iter().any(|n| status.eq_ignore_ascii_case(n))
+    };
+    let mut clearing_statement = None;
+    for (statement, item) in statements.iter().filter(|(s, _)| applies(s)) {
+        if is(statement, &["affected", "under_investigation"]) {
+            // A statement that it is (or may be) affected wins over any clearing one.
+            return None;
+        }
+        if clearing_statement.is_none() && is(statement, &["not_affected", "fixed"]) {
+            clearing_statement = Some(ClearedBy::Vex {
+                item: ById(item),
+                status: statement.status.as_deref().unwrap_or(""),
+                justification: statement.justification.as_deref(),
+            });
+        }
     }
-    if !disputed
-        && let Some(state) = vulnerability.analysis_state.as_deref()
+    if clearing_statement.is_some() {
+        return clearing_statement;
+    }
+    if let Some(state) = vulnerability.analysis_state.as_deref()
         && matches!(
             state,
             "not_affected" | "false_positive" | "resolved" | "resolved_with_pedigree"
         )
     {
-        return Some((format!("analysis state `{state}` in the SBOM"), Vec::new()));
+        return Some(ClearedBy::Analysis(state));
     }
     finding_scopes.iter().find_map(|(scope, x)| match scope {
         FindingScope::Vulnerability { id: excepted } if excepted.eq_ignore_ascii_case(id) => {
-            Some((
-                format!("excepted by {} until {}", x.id, x.expires_at),
-                Vec::new(),
-            ))
+            Some(ClearedBy::Exception(x.id.as_str(), x.expires_at))
         }
         _ => None,
     })
-}
-
-fn vex_names(statement: &VexStatement, id: &str) -> bool {
-    statement
-        .vulnerability
-        .iter()
-        .chain(statement.aliases.iter())
-        .any(|name| name.eq_ignore_ascii_case(id))
 }
 
 /// A VEX product names a component when both are the same identifier, or the product is the
