@@ -23,8 +23,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use aho_corasick::automaton::Automaton as _;
-use aho_corasick::dfa::DFA;
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind};
+use aho_corasick::nfa::contiguous::NFA;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind};
 use serde_json::Value;
 
 use crate::condition::Condition;
@@ -87,7 +87,7 @@ enum Searcher {
     Full(AhoCorasick),
     /// Anchored search, walked state by state (the crate has no anchored overlapping
     /// iterator).
-    Anchored(Box<DFA>),
+    Anchored(Box<NFA>),
 }
 
 #[derive(Debug)]
@@ -510,15 +510,14 @@ fn build_acset(needles: Vec<Needle>, mode: SearchMode) -> Option<AcSet> {
         Searcher::Full(
             AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&patterns)
                 .ok()?,
         )
     } else {
         Searcher::Anchored(Box::new(
-            DFA::builder()
+            NFA::builder()
                 .match_kind(MatchKind::Standard)
-                .start_kind(StartKind::Anchored)
                 .build(&patterns)
                 .ok()?,
         ))
