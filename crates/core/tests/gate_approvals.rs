@@ -468,3 +468,34 @@ fn a_passing_gate_cannot_be_bypassed_and_stale_verdicts_are_refused() {
         Err(BypassError::StaleVerdict { .. })
     ));
 }
+
+#[test]
+fn an_approval_claiming_a_future_revision_blocks_instead_of_staying_fresh() {
+    let mut s = Scenario::passing_normal();
+    s.state.approvals[0].revision = s.state.revision() + 10;
+    let verdict = s.verdict(t(3));
+    let invalid = verdict
+        .reasons()
+        .find(|(_, r)| r.code == "approval_invalid")
+        .unwrap()
+        .1;
+    assert!(
+        invalid.message.contains("claims revision"),
+        "{}",
+        invalid.message
+    );
+    assert_eq!(verdict.decision, GateDecision::Blocked);
+}
+
+#[test]
+fn quorum_counts_identities_not_names() {
+    let mut s = Scenario::new("two-approvers");
+    s.attach("code-review", "code_review.md", t(1));
+    s.approve("bob", 0, t(2)).unwrap();
+    s.approve("carol", 0, t(2)).unwrap();
+    // Two people who happen to share a display name are still two approvers.
+    for approval in &mut s.state.approvals {
+        approval.approver.display = "J. Smith".into();
+    }
+    assert_eq!(s.verdict(t(3)).decision, GateDecision::Pass);
+}

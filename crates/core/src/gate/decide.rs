@@ -212,7 +212,7 @@ fn required_role(
         });
     }
     let fresh = |a: &&Approval| match &a.target {
-        ApprovalTarget::Step { .. } => a.revision >= state.revision(),
+        ApprovalTarget::Step { .. } => a.revision == state.revision(),
         ApprovalTarget::RiskEscalation { risk } => {
             state.risk(risk).is_some_and(|r| a.revision >= r.revision)
         }
@@ -297,6 +297,7 @@ fn escalation_accepted(class: &ReleaseClass, state: &ReleaseGateState, risk: &st
         .filter(|a| {
             a.target == target
                 && a.revision >= r.revision
+                && a.revision <= state.revision()
                 && a.role == delegated.escalate_to.value
                 && a.approver.kind == PrincipalKind::Person
                 && a.approver.id != state.release.submitter
@@ -321,7 +322,7 @@ fn step_approved(class: &ReleaseClass, state: &ReleaseGateState, index: usize) -
         .iter()
         .filter(|a| {
             a.target == target
-                && a.revision >= revision
+                && a.revision == revision
                 && a.role == step.role.value
                 && a.approver.kind == PrincipalKind::Person
                 && a.approver.id != state.release.submitter

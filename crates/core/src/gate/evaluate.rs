@@ -15,8 +15,8 @@ use jiff::{SignedDuration, Timestamp};
 use super::findings;
 use super::kinds::{self, RequiredKind};
 use super::model::{
-    ApprovalDecision, ApprovalTarget, EvidenceFacts, EvidenceItem, Exception, ExceptionScope,
-    PrincipalKind, ReleaseGateState, RequirementStatus, RiskStatus,
+    Actor, ApprovalDecision, ApprovalTarget, EvidenceFacts, EvidenceItem, Exception,
+    ExceptionScope, PrincipalKind, ReleaseGateState, RequirementStatus, RiskStatus,
 };
 use super::verdict::{
     CategoryResult, EvidenceRef, GateCategory, GateVerdict, Reason, ReasonLevel, RuleRef,
@@ -1084,7 +1084,9 @@ fn risks(ctx: &Ctx<'_>) -> Vec<Reason> {
         let decisions: Vec<_> = state
             .approvals
             .iter()
-            .filter(|a| a.target == target && a.revision >= risk.revision)
+            .filter(|a| {
+                a.target == target && a.revision >= risk.revision && a.revision <= ctx.revision
+            })
             .filter(|a| {
                 a.role == role
                     && a.approver.kind == PrincipalKind::Person
@@ -1170,6 +1172,13 @@ fn approvals(ctx: &Ctx<'_>) -> (Vec<Reason>, Option<Timestamp>) {
                 "{} is not a person; a pipeline cannot approve",
                 who.id
             ))
+        } else if approval.revision > ctx.revision {
+            // Nobody can have reviewed a revision that does not exist yet; such a record would
+            // otherwise stay fresh through every later change.
+            Some(format!(
+                "it claims revision {}, but the release is at revision {}",
+                approval.revision, ctx.revision
+            ))
         } else {
             match &approval.target {
                 ApprovalTarget::Step { index } => match path.get(*index) {
@@ -1214,7 +1223,7 @@ fn approvals(ctx: &Ctx<'_>) -> (Vec<Reason>, Option<Timestamp>) {
             continue;
         }
         let fresh = match &approval.target {
-            ApprovalTarget::Step { .. } => approval.revision >= ctx.revision,
+            ApprovalTarget::Step { .. } => approval.revision == ctx.revision,
             ApprovalTarget::RiskEscalation { risk } => state
                 .risk(risk)
                 .is_some_and(|r| approval.revision >= r.revision),
@@ -1269,7 +1278,7 @@ fn approvals(ctx: &Ctx<'_>) -> (Vec<Reason>, Option<Timestamp>) {
             })
             .collect();
         let (fresh, stale): (Vec<_>, Vec<_>) =
-            valid.into_iter().partition(|a| a.revision >= ctx.revision);
+            valid.into_iter().partition(|a| a.revision == ctx.revision);
         if let Some(reject) = fresh
             .iter()
             .find(|a| a.decision == ApprovalDecision::Reject)
@@ -1288,11 +1297,15 @@ fn approvals(ctx: &Ctx<'_>) -> (Vec<Reason>, Option<Timestamp>) {
             ));
             continue;
         }
-        let approvers: BTreeSet<&str> = fresh
+        // Quorum counts distinct identities; names are only for the message.
+        let mut approvers: Vec<&Actor> = fresh
             .iter()
             .filter(|a| a.decision == ApprovalDecision::Approve)
-            .map(|a| a.approver.display.as_str())
+            .map(|a| &a.approver)
             .collect();
+        approvers.sort_by(|a, b| a.id.cmp(&b.id));
+        approvers.dedup_by(|a, b| a.id == b.id);
+        let approvers: Vec<&str> = approvers.iter().map(|a| a.display.as_str()).collect();
         let have = u32::try_from(approvers.len()).unwrap_or(u32::MAX);
         if have >= quorum {
             reasons.push(ctx.reason(
@@ -1302,7 +1315,7 @@ fn approvals(ctx: &Ctx<'_>) -> (Vec<Reason>, Option<Timestamp>) {
                 format!(
                     "step {} ({role}): approved by {} (quorum {quorum})",
                     index + 1,
-                    approvers.into_iter().collect::<Vec<_>>().join(", ")
+                    approvers.join(", ")
                 ),
             ));
             continue;
@@ -1313,10 +1326,7 @@ fn approvals(ctx: &Ctx<'_>) -> (Vec<Reason>, Option<Timestamp>) {
             if approvers.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " ({})",
-                    approvers.iter().copied().collect::<Vec<_>>().join(", ")
-                )
+                format!(" ({})", approvers.join(", "))
             },
             quorum - have
         );

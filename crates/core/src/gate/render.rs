@@ -429,7 +429,7 @@ fn memo_content(
                 ApprovalTarget::RiskEscalation { risk } => format!("escalation of {risk}"),
             };
             let fresh = match &a.target {
-                ApprovalTarget::Step { .. } => a.revision >= verdict.revision,
+                ApprovalTarget::Step { .. } => a.revision == verdict.revision,
                 ApprovalTarget::RiskEscalation { risk } => {
                     state.risk(risk).is_some_and(|r| a.revision >= r.revision)
                 }
