@@ -36,6 +36,10 @@ use crate::value::{FieldTest, RefMode, Shape, TimePart, ValueMatcher, fold_case}
 use crate::windows::{EventSource, logsource_applies};
 
 type AtomId = u32;
+/// Needle sets up to this size get a DFA (small enough to stay in cache, fastest to scan);
+/// larger ones a contiguous NFA (a DFA over thousands of needles measured slower and used
+/// twice the memory).
+const SMALL_SET: usize = 300;
 /// A literal searched by a field automaton, the atom it serves and how a hit is checked.
 type Needle = (String, AtomId, UseKind);
 
@@ -510,7 +514,11 @@ fn build_acset(needles: Vec<Needle>, mode: SearchMode) -> Option<AcSet> {
         Searcher::Full(
             AhoCorasick::builder()
                 .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .kind(Some(if patterns.len() <= SMALL_SET {
+                    AhoCorasickKind::DFA
+                } else {
+                    AhoCorasickKind::ContiguousNFA
+                }))
                 .build(&patterns)
                 .ok()?,
         )
