@@ -159,3 +159,21 @@ fn the_readiness_log_entry_is_tagged() {
     );
     assert!(entry.contains("Approvals: Bob Approver (approver, approve at"));
 }
+
+#[test]
+fn the_text_summary_lists_what_weighs() {
+    let mut s = Scenario::passing_normal();
+    s.attach("sarif", "sarif_two_errors_one_warning.sarif", t(1));
+    let verdict = s.verdict(t(3));
+    let text = render::text_summary(&verdict);
+    assert!(text.starts_with("gate BLOCKED for release "), "{text}");
+    assert!(text.contains("  Findings             blocked\n"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "block   findings [findings_over_threshold] normal: finding_thresholds.high"
+        )),
+        "{text}"
+    );
+    assert_eq!(verdict.exit_code(), 1);
+    assert_eq!(Scenario::passing_normal().verdict(t(3)).exit_code(), 0);
+}

@@ -1513,3 +1513,24 @@ fn bypass_reasons(ctx: &Ctx<'_>, reasons: &mut Vec<Reason>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(human(SignedDuration::from_secs(40)), "40s");
+        assert_eq!(human(SignedDuration::from_mins(65)), "1h 5m");
+        assert_eq!(human(SignedDuration::from_hours(49)), "2d 1h");
+        assert_eq!(human(SignedDuration::from_hours(-3)), "-3h 0m");
+    }
+
+    #[test]
+    fn plus_saturates_instead_of_failing() {
+        assert_eq!(
+            plus(Timestamp::MAX, SignedDuration::from_hours(1)),
+            Timestamp::MAX
+        );
+    }
+}

@@ -182,6 +182,62 @@ fn write_reason_line(out: &mut String, category: GateCategory, reason: &super::R
     out.push('\n');
 }
 
+/// A plain-text summary for terminals (`gate check --format text`): the decision, one line
+/// per category, then every reason that is not informational. Control characters in user text
+/// are dropped so a comment cannot move the cursor or clear the screen.
+pub fn text_summary(verdict: &GateVerdict) -> String {
+    let clean = |text: &str| -> String {
+        text.chars()
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .filter(|c| !c.is_control())
+            .collect()
+    };
+    let mut out = format!(
+        "gate {} for release {} (class {}, revision {}, at {})\n",
+        verdict.decision.as_str().to_uppercase(),
+        clean(&verdict.release),
+        clean(&verdict.class),
+        verdict.revision,
+        when(verdict.evaluated_at)
+    );
+    if let Some(bypass) = &verdict.bypass {
+        let _ = writeln!(
+            out,
+            "BYPASSED by {} at {}: {}",
+            clean(&bypass.by.display),
+            when(bypass.at),
+            clean(&bypass.reason)
+        );
+    }
+    for category in &verdict.categories {
+        let _ = writeln!(
+            out,
+            "  {:<20} {}",
+            category.category.title(),
+            category.decision.as_str()
+        );
+    }
+    for (category, reason) in verdict
+        .reasons()
+        .filter(|(_, r)| r.level >= ReasonLevel::Warning)
+    {
+        let _ = write!(
+            out,
+            "{:<7} {} [{}] {}: {}",
+            reason.level.as_str(),
+            category.as_str(),
+            clean(&reason.code),
+            clean(&reason.rule.to_string()),
+            clean(&reason.message)
+        );
+        for e in &reason.evidence {
+            let _ = write!(out, " ({} {})", clean(&e.id), clean(&e.digest));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Security release memo
 
@@ -724,6 +780,21 @@ mod tests {
         assert!(escaped.contains("\\[link\\]"));
         assert!(escaped.contains("\\<script\\>"));
         assert!(escaped.contains("\\|"));
+    }
+
+    #[test]
+    fn text_summary_drops_terminal_control_sequences() {
+        let mut verdict = GateVerdict::from_categories(
+            "r\u{1b}[2J".into(),
+            "c".into(),
+            0,
+            Timestamp::UNIX_EPOCH,
+            Vec::new(),
+        );
+        verdict.decision = GateDecision::Blocked;
+        let text = text_summary(&verdict);
+        assert!(text.starts_with("gate BLOCKED for release r[2J"), "{text}");
+        assert!(!text.contains('\u{1b}'));
     }
 
     #[test]

@@ -272,4 +272,96 @@ impl GateVerdict {
     pub fn allows_release(&self) -> bool {
         self.decision == GateDecision::Pass || self.bypass.is_some()
     }
+
+    /// The exit status of `gatehouse gate check`: 0 when the release may proceed (passed, or
+    /// bypassed for this revision), 1 blocked, 3 pending. (2 is the CLI's own error status.)
+    pub fn exit_code(&self) -> u8 {
+        if self.allows_release() {
+            return 0;
+        }
+        match self.decision {
+            GateDecision::Pass => 0,
+            GateDecision::Blocked => 1,
+            GateDecision::Pending => 3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn category(category: GateCategory, decision: GateDecision) -> CategoryResult {
+        CategoryResult {
+            category,
+            decision,
+            reasons: Vec::new(),
+        }
+    }
+
+    fn verdict(decisions: [GateDecision; 6]) -> GateVerdict {
+        GateVerdict::from_categories(
+            "r".into(),
+            "c".into(),
+            1,
+            Timestamp::UNIX_EPOCH,
+            GateCategory::ALL
+                .iter()
+                .zip(decisions)
+                .map(|(c, d)| category(*c, d))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_worst_category_decides() {
+        use GateDecision::*;
+        assert_eq!(verdict([Pass; 6]).decision, Pass);
+        assert_eq!(
+            verdict([Pass, Pending, Pass, Pass, Pass, Pass]).decision,
+            Pending
+        );
+        assert_eq!(
+            verdict([Pass, Pending, Blocked, Pass, Pass, Pass]).decision,
+            Blocked
+        );
+    }
+
+    #[test]
+    fn no_categories_is_blocked() {
+        let empty = GateVerdict::from_categories(
+            "r".into(),
+            "c".into(),
+            0,
+            Timestamp::UNIX_EPOCH,
+            Vec::new(),
+        );
+        assert_eq!(empty.decision, GateDecision::Blocked);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_cli_contract() {
+        use GateDecision::*;
+        assert_eq!(verdict([Pass; 6]).exit_code(), 0);
+        assert_eq!(verdict([Blocked; 6]).exit_code(), 1);
+        assert_eq!(verdict([Pending; 6]).exit_code(), 3);
+    }
+
+    #[test]
+    fn reason_levels_map_to_decisions() {
+        let result = CategoryResult::from_reasons(
+            GateCategory::Evidence,
+            vec![Reason {
+                level: ReasonLevel::Warning,
+                code: "w".into(),
+                rule: RuleRef {
+                    class: "c".into(),
+                    field: "f".into(),
+                },
+                message: String::new(),
+                evidence: Vec::new(),
+            }],
+        );
+        assert_eq!(result.decision, GateDecision::Pass);
+    }
 }
