@@ -1,7 +1,11 @@
 //! The `gatehouse` binary: parses the command line, picks adapters (store, clock, HTTP client)
 //! and hands control to a command. Each command lives in its own module under `commands/`.
 
+mod client;
 mod commands;
+mod logging;
+mod output;
+mod runtime;
 
 use std::process::ExitCode;
 
@@ -19,6 +23,22 @@ struct Cli {
 enum Command {
     /// Print version information.
     Version(commands::version::Args),
+    /// Start the server with the example pack, demo records and an admin token (start here).
+    Demo(commands::demo::Args),
+    /// Run the HTTP API over a policy pack and a store.
+    Serve(commands::serve::Args),
+    /// Write the example policy pack into a folder.
+    Init(commands::init::Args),
+    /// Check a policy pack and report every finding (exit 0 clean, 1 findings, 2 error).
+    Lint(commands::lint::Args),
+    /// Print the JSON Schema of policy pack documents.
+    Schema(commands::schema::Args),
+    /// Offline administration of the data directory (`admin bootstrap`: first admin token).
+    Admin(commands::admin::Args),
+    /// Release records on a running server (list, show, create).
+    Release(commands::release::Args),
+    /// The pack a running server enforces (status, reload).
+    Pack(commands::pack::Args),
     /// Evidence tools (`evidence inspect --kind KIND FILE`: parse offline, print the facts).
     Evidence(commands::evidence::Args),
     /// Run Sigma rules over JSON / JSON-lines event files (offline hunting).
@@ -39,6 +59,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Version(args) => commands::version::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Init(args) => commands::init::run(args),
+        Command::Lint(args) => commands::lint::run(args),
+        Command::Schema(args) => commands::schema::run(args),
+        Command::Admin(args) => commands::admin::run(args),
+        Command::Release(args) => commands::release::run(args),
+        Command::Pack(args) => commands::pack::run(args),
         Command::Evidence(args) => commands::evidence::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Rules(args) => commands::rules::run(args),
@@ -52,7 +80,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // The binary edge: print the whole context chain, never a panic.
             eprintln!("error: {err:#}");
-            commands::EXIT_ERROR
+            commands::exit_error()
         }
     }
 }

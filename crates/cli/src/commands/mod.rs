@@ -6,17 +6,28 @@ use std::process::ExitCode;
 
 /// Success / clean / pass.
 pub const EXIT_OK: ExitCode = ExitCode::SUCCESS;
-/// Findings or a blocked verdict: the command worked, the answer is "no".
-#[allow(dead_code)]
-pub const EXIT_FINDINGS: ExitCode = ExitCode::from(1);
-/// Usage, I/O or connection error: the command could not give an answer.
-pub const EXIT_ERROR: ExitCode = ExitCode::from(2);
+/// Findings or a blocked verdict: the command worked, the answer is "no" (exit status 1).
+pub const EXIT_FINDINGS: ExitCode = ExitCode::FAILURE;
+/// Usage, I/O or connection error: the command could not give an answer (exit status 2).
+///
+/// A function because `ExitCode::from` is not `const`; only 0 and 1 have constants.
+pub fn exit_error() -> ExitCode {
+    ExitCode::from(2)
+}
 
+pub mod admin;
 pub mod backlog;
+pub mod demo;
 pub mod evidence;
 pub mod export;
 pub mod hunt;
+pub mod init;
+pub mod lint;
+pub mod pack;
+pub mod release;
 pub mod rules;
+pub mod schema;
+pub mod serve;
 pub mod trace;
 pub mod validate;
 pub mod version;
