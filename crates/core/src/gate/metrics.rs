@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use gatehouse_pack::model::ReleaseClass;
 
-use super::evaluate::{evaluate, retrospective_due};
+use super::approvals::retrospective_due;
+use super::evaluate::evaluate;
 use super::model::{ApprovalDecision, ApprovalTarget, PrincipalKind, ReleaseGateState};
 use super::verdict::{GateCategory, GateDecision};
 

@@ -19,7 +19,9 @@
 //!
 //! - [`model`]: the recorded state (evidence, requirement statuses, exceptions, risks,
 //!   approvals, bypasses, the emergency retrospective).
-//! - [`evaluate()`]: the verdict; [`findings`](self) explains how findings are counted.
+//! - [`evaluate()`]: the verdict, one private module per category (`context`, `requirements`,
+//!   `evidence`, `findings`, `risks`, `approvals`); `findings` documents how findings are
+//!   counted.
 //! - [`decide`]: vetting of state changes (approve, bypass, attach evidence, except) with typed
 //!   errors, used by the server before it writes.
 //! - [`metrics`]: gate bypasses, emergency releases, evidence completeness, review latency and
@@ -27,13 +29,18 @@
 //! - [`render`]: the Markdown summary (`gate check --format markdown`, `$GITHUB_STEP_SUMMARY`)
 //!   and the security release memo in Markdown and HTML.
 
+mod approvals;
+mod context;
 pub mod decide;
 mod evaluate;
+mod evidence;
 mod findings;
 pub mod kinds;
 pub mod metrics;
 pub mod model;
 pub mod render;
+mod requirements;
+mod risks;
 mod verdict;
 
 pub use decide::{
