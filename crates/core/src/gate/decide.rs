@@ -554,7 +554,8 @@ pub enum ExceptionError {
 }
 
 /// Vets an exception approved by `approver` (who must hold `exception.approver_role`) before
-/// it is stored. The same rules make [`evaluate`] ignore an exception that breaks them.
+/// it is stored. The same rules make [`evaluate`](super::evaluate()) ignore an exception that
+/// breaks them.
 pub fn record_exception(
     class: &ReleaseClass,
     state: &ReleaseGateState,
