@@ -177,3 +177,30 @@ fn the_text_summary_lists_what_weighs() {
     assert_eq!(verdict.exit_code(), 1);
     assert_eq!(Scenario::passing_normal().verdict(t(3)).exit_code(), 0);
 }
+
+#[test]
+fn the_verdict_round_trips_through_json_for_the_cli() {
+    let mut s = Scenario::passing_normal();
+    s.attach("sarif", "sarif_two_errors_one_warning.sarif", t(1));
+    let verdict = s.verdict(t(3));
+    let json = serde_json::to_value(&verdict).unwrap();
+    assert_eq!(json["decision"], "blocked");
+    assert_eq!(json["categories"][0]["category"], "context_and_ownership");
+    assert_eq!(json["findings"]["high"], 2);
+    let reason = json["categories"][3]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "findings_over_threshold")
+        .unwrap();
+    assert_eq!(reason["level"], "block");
+    assert_eq!(reason["rule"]["class"], "normal");
+    assert!(
+        reason["evidence"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    let back: GateVerdict = serde_json::from_value(json).unwrap();
+    assert_eq!(back, verdict);
+}

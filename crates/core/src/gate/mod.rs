@@ -28,6 +28,42 @@
 //!   overdue retrospectives over a period.
 //! - [`render`]: the Markdown summary (`gate check --format markdown`, `$GITHUB_STEP_SUMMARY`)
 //!   and the security release memo in Markdown and HTML.
+//!
+//! ```
+//! use gatehouse_core::gate::{GateCategory, GateDecision, ReleaseGateState, evaluate};
+//! use gatehouse_core::release::NewRelease;
+//!
+//! let loaded = gatehouse_pack::load_files([(
+//!     "classes.yaml",
+//!     "kind: ReleaseClass\nid: normal\n\
+//!      required_evidence: [{kind: sast, max_age: 7d}]\n\
+//!      approver_path: [{role: security-lead}]\n",
+//! )]);
+//! let class = loaded.pack.release_class("normal").unwrap();
+//!
+//! let now: jiff::Timestamp = "2026-11-20T10:00:00Z".parse().unwrap();
+//! let release = NewRelease {
+//!     service: "payments".into(),
+//!     version: "2.14.0".into(),
+//!     release_class: "normal".into(),
+//!     artifact_digests: vec![gatehouse_core::release::Digest::of_bytes(b"app").to_string()],
+//!     owner: "team-payments".into(),
+//!     change: gatehouse_core::release::ChangeContext {
+//!         summary: "Rotate keys".into(),
+//!         ..Default::default()
+//!     },
+//!     target_environment: "production".into(),
+//! }
+//! .into_release(gatehouse_core::release::ReleaseId::generate(now).unwrap(), "alice", now)
+//! .unwrap();
+//!
+//! // Nothing attached, nobody approved: pending, and the reasons say what is missing.
+//! let verdict = evaluate(class, None, &ReleaseGateState::new(release), now);
+//! assert_eq!(verdict.decision, GateDecision::Pending);
+//! let evidence = verdict.category(GateCategory::Evidence).unwrap();
+//! assert_eq!(evidence.reasons[0].code, "evidence_missing");
+//! assert_eq!(evidence.reasons[0].rule.field, "required_evidence[0]");
+//! ```
 
 mod approvals;
 mod context;
