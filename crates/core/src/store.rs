@@ -109,6 +109,16 @@ pub trait Store: Send + Sync {
         principal: Option<&str>,
     ) -> Result<Vec<ApiTokenRecord>, StoreError>;
 
+    /// Tokens that hold `role` and are neither revoked nor expired at `now`, oldest first
+    /// (capped at [`MAX_PAGE_SIZE`]). Unlike filtering [`Store::list_api_tokens`], this cannot
+    /// miss a token behind the page cap, so "does an active admin token exist?" is answered
+    /// correctly however many tokens were ever issued.
+    async fn active_api_tokens_with_role(
+        &self,
+        role: &str,
+        now: Timestamp,
+    ) -> Result<Vec<ApiTokenRecord>, StoreError>;
+
     /// Sets the token's last-used time to `at`; [`StoreError::NotFound`] if it does not exist.
     async fn touch_api_token(&self, id: &TokenId, at: Timestamp) -> Result<(), StoreError>;
 

@@ -15,8 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use events::{SqlEventStore, open_with_events};
 pub use gatehouse_core::store::{Store, StoreError};
 
+mod events;
 mod postgres;
 mod queries;
 mod rows;

@@ -42,6 +42,25 @@ pub(crate) fn page(limit: u32) -> i64 {
     i64::from(limit.min(MAX_PAGE_SIZE))
 }
 
+/// A `LIKE` pattern (escape character `\`) matching JSON text that contains `value` as a JSON
+/// string, e.g. `%"admin"%`.
+pub(crate) fn json_string_like_pattern(value: &str) -> Result<String, StoreError> {
+    let encoded = serde_json::to_string(value).map_err(|e| StoreError::InvalidValue {
+        field: "role".into(),
+        reason: e.to_string(),
+    })?;
+    let mut pattern = String::with_capacity(encoded.len() + 2);
+    pattern.push('%');
+    for c in encoded.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Ok(pattern)
+}
+
 /// Maps a query error: lost connections are `Unavailable` (naming `target`), unique-key
 /// violations are `Conflict` (naming `what`), anything else is `Backend`.
 pub(crate) fn query_error(
@@ -244,6 +263,37 @@ macro_rules! impl_store {
                 rows.iter().map(crate::rows::api_token).collect()
             }
 
+            async fn active_api_tokens_with_role(
+                &self,
+                role: &str,
+                now: jiff::Timestamp,
+            ) -> Result<Vec<gatehouse_core::identity::ApiTokenRecord>, StoreError> {
+                // LIKE on the JSON text narrows the scan portably (both engines, no JSON
+                // functions); the exact role match is then made on the decoded list.
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    crate::queries::api_token_columns!(),
+                    " FROM api_tokens WHERE roles LIKE $1 ESCAPE '\\' \
+                     AND (revoked_at_ns IS NULL OR revoked_at_ns > $2) \
+                     AND (expires_at_ns IS NULL OR expires_at_ns > $2) \
+                     ORDER BY created_at_ns, id LIMIT $3"
+                ))
+                .bind(crate::queries::json_string_like_pattern(role)?)
+                .bind(crate::rows::nanos("now", now)?)
+                .bind(crate::queries::page(gatehouse_core::store::MAX_PAGE_SIZE))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.error(|| format!("API tokens with role {role}"), e))?;
+                let mut tokens = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let token = crate::rows::api_token(row)?;
+                    if token.roles.iter().any(|r| r == role) {
+                        tokens.push(token);
+                    }
+                }
+                Ok(tokens)
+            }
+
             async fn touch_api_token(
                 &self,
                 id: &gatehouse_core::identity::TokenId,
@@ -352,3 +402,17 @@ macro_rules! impl_store {
 pub(crate) use {
     api_token_columns, audit_columns, impl_store, pack_revision_columns, release_columns,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_pattern_matches_the_json_string_and_escapes_wildcards() {
+        assert_eq!(json_string_like_pattern("admin").unwrap(), r#"%"admin"%"#);
+        assert_eq!(
+            json_string_like_pattern(r"a_b%c\d").unwrap(),
+            r#"%"a\_b\%c\\\\d"%"#
+        );
+    }
+}

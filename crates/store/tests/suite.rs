@@ -155,6 +155,7 @@ suite!(
     timestamp_outside_storable_range_is_refused,
     token_lookup_touch_and_revoke,
     token_with_existing_id_conflicts,
+    active_tokens_with_role_skip_revoked_expired_and_other_roles,
     audit_appends_are_numbered_in_order,
     concurrent_audit_appends_get_gapless_sequence_numbers,
     audit_table_refuses_update_and_delete,
@@ -451,6 +452,64 @@ async fn token_with_existing_id_conflicts(db: &TestDb) {
     store.insert_api_token(issued.record()).await.unwrap();
     let err = store.insert_api_token(issued.record()).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+}
+
+async fn active_tokens_with_role_skip_revoked_expired_and_other_roles(db: &TestDb) {
+    let store = db.open().await;
+    let now = at(1_800_000_000);
+    let mut n = 0;
+    let mut issue = |roles: &[&str], expires_at: Option<Timestamp>| {
+        n += 1;
+        let roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        IssuedToken::generate("p", roles, at(1_000_000_000 + n), expires_at)
+            .unwrap()
+            .record()
+            .clone()
+    };
+    let active = issue(&["viewer", "admin"], None);
+    let expiring_later = issue(&["admin"], Some(at(1_800_000_001)));
+    let expired = issue(&["admin"], Some(now));
+    let revoked = issue(&["admin"], None);
+    let viewer = issue(&["viewer"], None);
+    let lookalikes = issue(&["administrator", "Admin", "ad_min"], None);
+    for record in [
+        &active,
+        &expiring_later,
+        &expired,
+        &revoked,
+        &viewer,
+        &lookalikes,
+    ] {
+        store.insert_api_token(record).await.unwrap();
+    }
+    store
+        .revoke_api_token(&revoked.id, at(1_700_000_000))
+        .await
+        .unwrap();
+
+    let found = store
+        .active_api_tokens_with_role("admin", now)
+        .await
+        .unwrap();
+    assert_eq!(found, vec![active.clone(), expiring_later]);
+    let found = store
+        .active_api_tokens_with_role("ad_min", now)
+        .await
+        .unwrap();
+    assert_eq!(found, vec![lookalikes.clone()]);
+    assert!(
+        store
+            .active_api_tokens_with_role("a%", now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Before the revocation, the revoked token was still active.
+    let earlier = store
+        .active_api_tokens_with_role("admin", at(1_600_000_000))
+        .await
+        .unwrap();
+    assert!(earlier.iter().any(|t| t.id == revoked.id));
 }
 
 async fn audit_appends_are_numbered_in_order(db: &TestDb) {
