@@ -14,7 +14,8 @@ use crate::identity::Principal;
 use super::evaluate::{approving_roles, exception_problem};
 use super::model::{
     Actor, Approval, ApprovalDecision, ApprovalTarget, Bypass, EvidenceFacts, EvidenceItem,
-    Exception, ExceptionScope, PrincipalKind, ReleaseGateState, Revision, RiskStatus,
+    Exception, ExceptionScope, PrincipalKind, ReleaseGateState, RequirementRecord,
+    RequirementStatus, Revision, Risk, RiskStatus,
 };
 use super::verdict::{GateDecision, GateVerdict};
 
@@ -609,4 +610,179 @@ pub fn record_exception(
         return Err(ExceptionError::Invalid { why });
     }
     Ok(exception)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requirement statuses and risks
+
+/// Why a requirement status may not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequirementError {
+    #[error("class `{class}` has no security requirement `{requirement}`")]
+    UnknownRequirement { class: String, requirement: String },
+    #[error("a complete requirement must point at evidence")]
+    NoEvidence,
+    #[error("evidence {evidence} is not attached to this release")]
+    UnknownEvidence { evidence: String },
+    #[error("{principal} submitted the release and cannot approve deferring its requirements")]
+    Submitter { principal: String },
+    #[error("{principal} is not a person; a pipeline cannot approve a deferral")]
+    NotAPerson { principal: String },
+    #[error(
+        "a deferral is approved in a role that approves class `{class}` ({roles}) and that \
+         {principal} holds; `{role}` is not one"
+    )]
+    RoleNotApproving {
+        principal: String,
+        role: String,
+        class: String,
+        roles: String,
+    },
+    #[error("the deferral is due at {due}, which is not after now ({at})")]
+    DueInThePast { due: Timestamp, at: Timestamp },
+    #[error("exception {exception} does not exist or does not cover requirement {requirement}")]
+    ExceptionMismatch {
+        exception: String,
+        requirement: String,
+    },
+}
+
+/// Vets a status for `requirement` recorded by `recorder` at `at` and returns the record to
+/// store, at the next revision. A deferral is approved by the person recording it, so its
+/// `approved_by` must be `recorder`, holding `role`.
+pub fn record_requirement_status(
+    class: &ReleaseClass,
+    state: &ReleaseGateState,
+    recorder: &Principal,
+    kind: PrincipalKind,
+    requirement: &str,
+    status: RequirementStatus,
+    at: Timestamp,
+) -> Result<RequirementRecord, RequirementError> {
+    if !class
+        .security_requirements
+        .iter()
+        .any(|r| r.id.value == requirement)
+    {
+        return Err(RequirementError::UnknownRequirement {
+            class: class.id.value.clone(),
+            requirement: requirement.to_owned(),
+        });
+    }
+    let status = match status {
+        RequirementStatus::Complete { evidence } => {
+            if evidence.is_empty() {
+                return Err(RequirementError::NoEvidence);
+            }
+            if let Some(missing) = evidence.iter().find(|e| state.evidence_item(e).is_none()) {
+                return Err(RequirementError::UnknownEvidence {
+                    evidence: missing.clone(),
+                });
+            }
+            RequirementStatus::Complete { evidence }
+        }
+        RequirementStatus::Deferred { role, due, .. } => {
+            let principal = || recorder.id.clone();
+            if recorder.id == state.release.submitter {
+                return Err(RequirementError::Submitter {
+                    principal: principal(),
+                });
+            }
+            if kind != PrincipalKind::Person {
+                return Err(RequirementError::NotAPerson {
+                    principal: principal(),
+                });
+            }
+            let roles = approving_roles(class);
+            if !roles.contains(role.as_str()) || !recorder.has_role(&role) {
+                return Err(RequirementError::RoleNotApproving {
+                    principal: principal(),
+                    role,
+                    class: class.id.value.clone(),
+                    roles: roles.iter().copied().collect::<Vec<_>>().join(", "),
+                });
+            }
+            if due <= at {
+                return Err(RequirementError::DueInThePast { due, at });
+            }
+            RequirementStatus::Deferred {
+                approved_by: Actor {
+                    id: recorder.id.clone(),
+                    display: recorder.display.clone(),
+                    kind,
+                },
+                role,
+                due,
+            }
+        }
+        RequirementStatus::Excepted { exception } => {
+            let covers = state.exception(&exception).is_some_and(|x| {
+                x.scope
+                    == ExceptionScope::Requirement {
+                        id: requirement.to_owned(),
+                    }
+            });
+            if !covers {
+                return Err(RequirementError::ExceptionMismatch {
+                    exception,
+                    requirement: requirement.to_owned(),
+                });
+            }
+            RequirementStatus::Excepted { exception }
+        }
+    };
+    Ok(RequirementRecord {
+        requirement: requirement.to_owned(),
+        status,
+        recorded_by: recorder.id.clone(),
+        at,
+        revision: state.next_revision(),
+    })
+}
+
+/// Why a risk may not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RiskError {
+    #[error("risk {risk} needs a title and an owner")]
+    Incomplete { risk: String },
+    #[error(
+        "risk {risk}: likelihood {likelihood} and impact {impact} must be values of risk model \
+         `{model}`'s scales"
+    )]
+    OffScale {
+        risk: String,
+        likelihood: u32,
+        impact: u32,
+        model: String,
+    },
+}
+
+/// Vets a new or changed risk against `risk_model` and returns it at the next revision (so
+/// approvals given before the change go stale).
+pub fn record_risk(
+    risk_model: &RiskModel,
+    state: &ReleaseGateState,
+    mut risk: Risk,
+) -> Result<Risk, RiskError> {
+    if risk.title.trim().is_empty() || risk.owner.trim().is_empty() {
+        return Err(RiskError::Incomplete { risk: risk.id });
+    }
+    let on_scale = risk_model
+        .likelihood
+        .iter()
+        .any(|l| l.value.value == risk.likelihood)
+        && risk_model
+            .impact
+            .iter()
+            .any(|l| l.value.value == risk.impact);
+    if !on_scale {
+        return Err(RiskError::OffScale {
+            risk: risk.id,
+            likelihood: risk.likelihood,
+            impact: risk.impact,
+            model: risk_model.id.value.clone(),
+        });
+    }
+    risk.revision = state.next_revision();
+    Ok(risk)
 }

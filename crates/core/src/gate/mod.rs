@@ -81,7 +81,8 @@ mod verdict;
 
 pub use decide::{
     ApprovalError, ApprovalRequest, AttachError, Attachment, BypassError, ExceptionError,
-    NewEvidence, attach_evidence, can_approve, record_approval, record_bypass, record_exception,
+    NewEvidence, RequirementError, RiskError, attach_evidence, can_approve, record_approval,
+    record_bypass, record_exception, record_requirement_status, record_risk,
 };
 pub use evaluate::{
     EXCEPTION_WARNING_WINDOW, class_missing, evaluate, evaluate_in_pack, risk_model_for,
