@@ -7,8 +7,10 @@ use gatehouse_core::gate::{
     Actor, Approval, ApprovalDecision, ApprovalTarget, Bypass, EmergencyRetrospective,
     EvidenceFacts, EvidenceItem, Exception, ExceptionScope, FindingScope, GateCategory,
     GateDecision, PrincipalKind, ReleaseGateState, RequirementRecord, RequirementStatus, Risk,
-    RiskStatus, evaluate, render,
+    RiskStatus, can_approve, evaluate, record_bypass, render,
 };
+use gatehouse_core::gate::{ApprovalRequest, metrics};
+use gatehouse_core::identity::{AuthMethod, Principal};
 use gatehouse_core::release::{ChangeContext, Digest, Release, ReleaseId};
 use gatehouse_evidence::{
     CycloneDxFacts, DocumentFacts, EnvelopeFacts, EvidenceKind, Facts, InTotoFacts, JunitFacts,
@@ -479,5 +481,54 @@ proptest! {
         // Rendering any verdict is total too.
         let _ = render::markdown_summary(&verdict);
         let _ = render::memo_html(&class, Some(&model), &state, &verdict);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The decision functions and metrics are total too, and never let the submitter or a
+    /// pipeline approve, whatever the state.
+    #[test]
+    fn decisions_are_total_and_keep_separation_of_duties(
+        class in class_strategy(),
+        state in state_strategy(),
+        who in 0usize..4,
+        target in 0usize..4,
+        approve in any::<bool>(),
+        seen in 0u64..8,
+        now in 0u32..600,
+    ) {
+        let model = risk_model();
+        let id = PEOPLE[who];
+        let principal = Principal {
+            id: id.into(),
+            display: id.into(),
+            roles: ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            auth_method: if id == "ci" { AuthMethod::OidcWorkload } else { AuthMethod::Password },
+        };
+        let kind = PrincipalKind::of(&principal, id != "ci");
+        let request = ApprovalRequest {
+            target: if target == 3 {
+                ApprovalTarget::RiskEscalation { risk: "R-0".into() }
+            } else {
+                ApprovalTarget::Step { index: target }
+            },
+            decision: if approve { ApprovalDecision::Approve } else { ApprovalDecision::Reject },
+            comment: "because".into(),
+            seen_revision: seen,
+        };
+        let allowed = can_approve(&class, Some(&model), &state, &principal, kind, &request);
+        if id == "alice" || id == "ci" {
+            prop_assert!(allowed.is_err());
+        }
+        let verdict = evaluate(&class, Some(&model), &state, at(now));
+        let _ = record_bypass(
+            &state, &principal, kind, true, "production outage INC-1", &verdict, "bp".into(), at(now),
+        );
+        let records = [metrics::ReleaseRecord { state: &state, class: Some(&class) }];
+        let period = metrics::Period { start: at(0), end: at(600) };
+        let m = metrics::compute(&records, period, at(now));
+        prop_assert!(m.evidence_present <= m.evidence_required);
     }
 }
