@@ -768,3 +768,56 @@ fn demo_serves_seeded_records_with_a_working_admin_token() {
     );
     assert!(data.join("pack").is_dir());
 }
+
+#[test]
+fn serve_on_postgresql_records_and_lists_releases() {
+    let Ok(url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
+        println!("skipped: GATEHOUSE_TEST_POSTGRES_URL not set");
+        return;
+    };
+    let setup = setup();
+    // --force: the database may already hold an admin token from an earlier run.
+    let out = run(&[
+        "admin",
+        "bootstrap",
+        "--database-url",
+        &url,
+        "--force",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let token: Value = serde_json::from_str(&out.stdout).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+
+    let server = Server::start(&["serve", "--pack", &setup.pack, "--database-url", &url]);
+    let client = http();
+    let created: Value = client
+        .post(server.url("/api/v1/releases"))
+        .bearer_auth(&token)
+        .json(&release_body())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let list: Value = client
+        .get(server.url("/api/v1/releases?limit=1000"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        list["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id),
+        "{list}"
+    );
+    assert!(
+        !server.stderr().contains(url.as_str()),
+        "the URL (with password) was logged"
+    );
+}
