@@ -107,14 +107,14 @@ fn main() {
         let mut m = 0;
         for l in part {
             if let Ok(doc) = serde_json::from_slice::<Value>(l) {
-                m += engine.match_event(&doc, &mut scratch).len() as u64;
+                m += engine.match_event_raw(&doc, Some(l), &mut scratch).len() as u64;
             }
         }
         m
     };
 
     println!(
-        "rules: {} Windows detection rules loaded of {} documents ({} load problems); load {:.2}s, compile {:.2}s; plan: {} atoms ({} by automaton, {} keyword), {} fields with automata, {} rules without prefilter",
+        "rules: {} Windows detection rules loaded of {} documents ({} load problems); load {:.2}s, compile {:.2}s; plan: {} atoms ({} by automaton, {} keyword), {} fields with automata, {} rules without prefilter, keyword raw prefilter: {}",
         set.rules.len(),
         all.total,
         all.problems.len(),
@@ -124,7 +124,8 @@ fn main() {
         stats.automaton_atoms,
         stats.keyword_atoms,
         stats.fields_with_automata,
-        stats.untriggered_rules
+        stats.untriggered_rules,
+        stats.keyword_prefilter
     );
     println!(
         "events: {} lines, {:.1} MB",

@@ -150,6 +150,8 @@ pub struct PlanStats {
     /// Rules without a prefilter trigger: evaluated for every event of their log source.
     pub untriggered_rules: usize,
     pub fields_with_automata: usize,
+    /// Whether keyword rules can be prefiltered on the raw JSON text.
+    pub keyword_prefilter: bool,
 }
 
 /// One field that made a rule match, and the event's value.
@@ -325,6 +327,9 @@ pub struct Engine {
     /// Case-folded keyword needles of all rules, run over every scalar of an event whose
     /// source has applicable keyword rules.
     keywords: Vec<AcSet>,
+    /// The keyword needles as they appear inside a JSON text (escaped), to rule out keyword
+    /// matches from the raw input line before extracting and scanning every value.
+    keyword_prefilter: Option<AhoCorasick>,
     sources: Mutex<HashMap<EventSource, Arc<SourceRules>>>,
     correlations: Vec<ResolvedCorrelation>,
 }
@@ -677,6 +682,8 @@ impl Engine {
             }
         }
         let automata = build_all_automata(per_field);
+        let lazy_keywords = b.atoms.iter().any(|a| a.field.is_none() && !a.by_automaton);
+        let keyword_prefilter = raw_keyword_prefilter(&keyword_needles, lazy_keywords);
         let has_keywords = b.atoms.iter().any(|a| a.field.is_none());
         Engine {
             fields: b.fields,
@@ -685,6 +692,7 @@ impl Engine {
             rules,
             atom_triggers,
             has_keywords,
+            keyword_prefilter,
             keywords: build_searchers(keyword_needles),
             sources: Mutex::new(HashMap::new()),
             correlations,
@@ -719,6 +727,7 @@ impl Engine {
             automaton_atoms: self.atoms.iter().filter(|a| a.by_automaton).count(),
             keyword_atoms: self.atoms.iter().filter(|a| a.field.is_none()).count(),
             untriggered_rules: self.rules.iter().filter(|r| r.trigger.is_none()).count(),
+            keyword_prefilter: self.keyword_prefilter.is_some(),
             fields_with_automata: self
                 .automata
                 .iter()
@@ -769,6 +778,18 @@ impl Engine {
 
     /// Matches one parsed event against every rule.
     pub fn match_event(&self, doc: &Value, scratch: &mut Scratch) -> Vec<RuleMatch> {
+        self.match_event_raw(doc, None, scratch)
+    }
+
+    /// Like [`Engine::match_event`], given also the JSON text `doc` was parsed from: keyword
+    /// rules are then prefiltered on the raw text (one fast scan) instead of scanning every
+    /// value of every event.
+    pub fn match_event_raw(
+        &self,
+        doc: &Value,
+        raw: Option<&[u8]>,
+        scratch: &mut Scratch,
+    ) -> Vec<RuleMatch> {
         let source = event_source(doc);
         let sources = match scratch.sources.get(&source) {
             Some(s) => Arc::clone(s),
@@ -813,7 +834,18 @@ impl Engine {
             i = end;
         }
 
-        if sources.needs_keywords && !self.keywords.is_empty() {
+        let keywords_possible = match (raw, &self.keyword_prefilter) {
+            (Some(raw), Some(prefilter)) => {
+                // `\u` and `\/` escapes could hide a needle from the raw scan: scan values then.
+                // Non-ASCII text could fold to an ASCII needle (e.g. the Kelvin sign to `k`).
+                !raw.is_ascii()
+                    || memchr::memmem::find(raw, b"\\u").is_some()
+                    || memchr::memmem::find(raw, b"\\/").is_some()
+                    || prefilter.is_match(raw)
+            }
+            _ => true,
+        };
+        if keywords_possible && sources.needs_keywords && !self.keywords.is_empty() {
             let mut buf = String::new();
             for leaf in &view.leaves {
                 if let Some(text) = value_text(leaf) {
@@ -1111,6 +1143,31 @@ fn build_all_automata(per_field: Vec<FieldNeedles>) -> Vec<FieldAutomata> {
         .into_iter()
         .map(|m| m.into_inner().ok().flatten().unwrap_or_default())
         .collect()
+}
+
+/// Builds the raw-text prefilter for keyword needles, or `None` when it could miss a match:
+/// a needle with non-ASCII or control characters, a purely numeric needle (numbers are
+/// matched in their canonical form, which may differ from the input's), or keyword atoms
+/// that are not automaton-driven (`cased`).
+fn raw_keyword_prefilter(needles: &[Needle], has_lazy_keywords: bool) -> Option<AhoCorasick> {
+    if needles.is_empty() || has_lazy_keywords {
+        return None;
+    }
+    let mut escaped = Vec::new();
+    for (needle, _, _) in needles {
+        let numeric = needle
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+        if !needle.is_ascii() || needle.chars().any(|c| c.is_ascii_control()) || numeric {
+            return None;
+        }
+        escaped.push(needle.replace('\\', "\\\\").replace('"', "\\\""));
+    }
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(&escaped)
+        .ok()
 }
 
 fn expr_atoms(e: &Expr) -> Vec<AtomId> {

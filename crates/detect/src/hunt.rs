@@ -179,15 +179,27 @@ fn read_bounded_line(
     }
 }
 
+/// Where an event came from, for reports, and the raw JSON text it was parsed from when there
+/// is one (lets the engine prefilter keyword rules on the text).
+struct Origin<'a> {
+    file: &'a str,
+    location: Location,
+    raw: Option<&'a [u8]>,
+}
+
 fn match_doc(
     engine: &Engine,
     doc: &Value,
-    file: &str,
-    location: Location,
+    origin: Origin<'_>,
     scratch: &mut Scratch,
     out: &mut Vec<Detection>,
 ) {
-    let matches = engine.match_event(doc, scratch);
+    let Origin {
+        file,
+        location,
+        raw,
+    } = origin;
+    let matches = engine.match_event_raw(doc, raw, scratch);
     if matches.is_empty() {
         return;
     }
@@ -250,11 +262,15 @@ fn process_chunk(
                     let mut event = serde_json::Map::new();
                     event.insert("message".to_owned(), Value::String(text));
                     result.events += 1;
+                    let origin = Origin {
+                        file,
+                        location: Location::Line(*line),
+                        raw: None,
+                    };
                     match_doc(
                         engine,
                         &Value::Object(event),
-                        file,
-                        Location::Line(*line),
+                        origin,
                         scratch,
                         &mut result.detections,
                     );
@@ -263,14 +279,12 @@ fn process_chunk(
                 match serde_json::from_slice::<Value>(bytes) {
                     Ok(doc) => {
                         result.events += 1;
-                        match_doc(
-                            engine,
-                            &doc,
+                        let origin = Origin {
                             file,
-                            Location::Line(*line),
-                            scratch,
-                            &mut result.detections,
-                        );
+                            location: Location::Line(*line),
+                            raw: Some(bytes),
+                        };
+                        match_doc(engine, &doc, origin, scratch, &mut result.detections);
                     }
                     Err(e) => {
                         let tail = if *unterminated && e.is_eof() {
@@ -467,14 +481,12 @@ pub fn hunt_documents(
             Ok(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     stats.events += 1;
-                    match_doc(
-                        engine,
-                        item,
+                    let origin = Origin {
                         file,
-                        Location::Index(i as u64),
-                        &mut scratch,
-                        &mut out,
-                    );
+                        location: Location::Index(i as u64),
+                        raw: None,
+                    };
+                    match_doc(engine, item, origin, &mut scratch, &mut out);
                 }
             }
             Ok(_) => {}
@@ -492,14 +504,12 @@ pub fn hunt_documents(
                 None => break,
                 Some(Ok(doc)) => {
                     stats.events += 1;
-                    match_doc(
-                        engine,
-                        &doc,
+                    let origin = Origin {
                         file,
-                        Location::Index(index),
-                        &mut scratch,
-                        &mut out,
-                    );
+                        location: Location::Index(index),
+                        raw: None,
+                    };
+                    match_doc(engine, &doc, origin, &mut scratch, &mut out);
                     index += 1;
                 }
                 Some(Err(e)) => {

@@ -345,6 +345,11 @@ proptest! {
             let doc = Value::Object(e.clone());
             let mut got: Vec<usize> = engine.match_event(&doc, &mut scratch).iter().map(|m| m.rule).collect();
             got.sort_unstable();
+            // The raw-text keyword prefilter must never change the answer.
+            let raw = serde_json::to_vec(&doc).unwrap();
+            let mut with_raw: Vec<usize> = engine.match_event_raw(&doc, Some(&raw), &mut scratch).iter().map(|m| m.rule).collect();
+            with_raw.sort_unstable();
+            prop_assert_eq!(&with_raw, &got, "raw prefilter changed the result for {}", doc);
             let want: Vec<usize> = set.rules.iter().enumerate().filter(|(_, r)| reference::matches(r, e)).map(|(i, _)| i).collect();
             prop_assert_eq!(&got, &want, "event {}\nrules:\n{}", doc, rules.join("---\n"));
         }
