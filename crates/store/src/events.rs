@@ -190,8 +190,12 @@ where
         get_i(c)?.ok_or_else(|| corrupt(record.clone(), format!("{c} is null")))
     };
     let severity_text = get_s("severity")?;
-    let severity = Severity::parse(&severity_text)
-        .ok_or_else(|| corrupt(record.clone(), format!("unknown severity {severity_text:?}")))?;
+    let severity = Severity::parse(&severity_text).ok_or_else(|| {
+        corrupt(
+            record.clone(),
+            format!("unknown severity {severity_text:?}"),
+        )
+    })?;
     let matched_fields: Vec<MatchedField> = serde_json::from_str(&get_s("matched_fields")?)
         .map_err(|e| corrupt(record.clone(), format!("matched_fields: {e}")))?;
     let alerts: Vec<String> = serde_json::from_str(&get_s("alerts")?)
@@ -274,9 +278,7 @@ impl EventStore for SqlEventStore {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
-        );
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
         with_pool!(self, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(after_id)
