@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod events;
 pub mod gate;
 pub mod identity;
 pub mod random;
