@@ -259,6 +259,33 @@ pub struct LoadOptions {
     pub placeholders: Placeholders,
 }
 
+impl LoadOptions {
+    /// Adds placeholder values from a command-line argument `NAME=value1,value2`
+    /// (`%NAME%` in rules using `expand`).
+    pub fn add_placeholder_arg(&mut self, arg: &str) -> Result<(), String> {
+        let (name, values) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("placeholder '{arg}' must look like NAME=value1,value2"))?;
+        let name = name.trim().trim_matches('%');
+        if name.is_empty() {
+            return Err(format!("placeholder '{arg}' has no name"));
+        }
+        let values: Vec<String> = values
+            .split(',')
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if values.is_empty() {
+            return Err(format!("placeholder '{name}' has no values"));
+        }
+        self.placeholders
+            .entry(name.to_owned())
+            .or_default()
+            .extend(values);
+        Ok(())
+    }
+}
+
 struct DocError {
     line: u32,
     kind: ProblemKind,

@@ -403,3 +403,17 @@ fn meta_filter_suppresses_named_rule() {
         &json!({"Image": "C:\\rar.exe", "User": "adm_bob"})
     ));
 }
+
+#[test]
+fn placeholder_arguments_parse() {
+    let mut opts = LoadOptions::default();
+    opts.add_placeholder_arg("%Administrators%=adm_*, root")
+        .unwrap();
+    assert_eq!(
+        opts.placeholders["Administrators"],
+        vec!["adm_*".to_owned(), "root".to_owned()]
+    );
+    assert!(opts.add_placeholder_arg("novalue").is_err());
+    assert!(opts.add_placeholder_arg("=x").is_err());
+    assert!(opts.add_placeholder_arg("Empty=").is_err());
+}

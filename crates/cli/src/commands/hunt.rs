@@ -44,6 +44,10 @@ pub struct Args {
     /// Never draw a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Values for `expand` placeholders, `NAME=value1,value2` (repeatable); rules using a
+    /// placeholder without values are reported as unsupported.
+    #[arg(long = "placeholder", value_name = "NAME=VALUES")]
+    placeholders: Vec<String>,
 }
 
 struct Printer<'e> {
@@ -269,9 +273,13 @@ impl HuntSink for Printer<'_> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut load = LoadOptions::default();
+    for p in &args.placeholders {
+        load.add_placeholder_arg(p).map_err(anyhow::Error::msg)?;
+    }
     let mut set = RuleSet::default();
     for path in &args.rules {
-        set.add_path(path, &LoadOptions::default())
+        set.add_path(path, &load)
             .with_context(|| format!("reading rules from {}", path.display()))?;
     }
     set.resolve();

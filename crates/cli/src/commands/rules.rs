@@ -35,6 +35,9 @@ struct CheckArgs {
     path: PathBuf,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// Values for `expand` placeholders, `NAME=value1,value2` (repeatable).
+    #[arg(long = "placeholder", value_name = "NAME=VALUES")]
+    placeholders: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -56,8 +59,12 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut load = LoadOptions::default();
+    for p in &args.placeholders {
+        load.add_placeholder_arg(p).map_err(anyhow::Error::msg)?;
+    }
     let mut set = RuleSet::default();
-    set.add_path(&args.path, &LoadOptions::default())
+    set.add_path(&args.path, &load)
         .with_context(|| format!("reading rules from {}", args.path.display()))?;
     set.resolve();
     // Compile too: what loads must also compile into the shared plan.
