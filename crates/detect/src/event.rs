@@ -369,6 +369,25 @@ mod tests {
     }
 
     #[test]
+    fn user_data_children_bind_by_short_name() {
+        let idx = index(&["Param1", "EventID"]);
+        let doc: Value = serde_json::from_str(
+            r#"{"Event":{"System":{"EventID":1102,"Channel":"Security"},"UserData":{"LogFileCleared":{"Param1":"adm"}}}}"#,
+        )
+        .unwrap();
+        let mut view = EventView::default();
+        build_view(&doc, &idx, &mut view);
+        assert_eq!(texts(&view, &idx, "Param1"), vec!["adm"]);
+        assert_eq!(
+            view.source,
+            Some(EventSource::Windows {
+                channel: "Security".into(),
+                event_id: 1102
+            })
+        );
+    }
+
+    #[test]
     fn dotted_paths_and_arrays_bind() {
         let idx = index(&["a.b", "tags"]);
         let doc: Value = serde_json::from_str(r#"{"a":{"b":"x"},"tags":["p","q"]}"#).unwrap();

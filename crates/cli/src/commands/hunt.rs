@@ -13,7 +13,9 @@ use anyhow::{Context as _, bail};
 use gatehouse_detect::correlation::{CorrelationEngine, CorrelationHit, CorrelationMatch};
 use gatehouse_detect::engine::{CorrelationRef, Engine};
 use gatehouse_detect::event::parse_timestamp;
-use gatehouse_detect::hunt::{BadRecord, Detection, HuntOptions, HuntSink, Location, hunt_file};
+use gatehouse_detect::hunt::{
+    BadRecord, Detection, HuntOptions, HuntSink, Location, hunt_file, hunt_lines,
+};
 use gatehouse_detect::rule::{Level, LoadOptions, RuleSet};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
@@ -30,7 +32,8 @@ pub struct Args {
     /// Sigma rule file or directory (repeatable).
     #[arg(long, required = true)]
     rules: Vec<PathBuf>,
-    /// JSON, JSON-array or JSON-lines event files.
+    /// JSON, JSON-array, JSON-lines or plain-text event files; `-` reads JSON lines from
+    /// standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
@@ -356,7 +359,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut events = 0u64;
     let mut unreadable = Vec::new();
     for file in &args.files {
-        match hunt_file(&engine, file, &options, &mut printer) {
+        let outcome = if file.as_os_str() == "-" {
+            // Standard input is read as JSON lines (a stream has no shape to detect up front).
+            hunt_lines(&engine, std::io::stdin(), "-", &options, &mut printer)
+        } else {
+            hunt_file(&engine, file, &options, &mut printer)
+        };
+        match outcome {
             Ok(stats) => events += stats.events,
             Err(e) => unreadable.push(format!("{}: {e}", file.display())),
         }
