@@ -28,7 +28,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind};
 use serde_json::Value;
 
 use crate::condition::Condition;
-use crate::event::{EventView, FieldId, FieldIndex, build_view_for, event_source, parse_timestamp};
+use crate::event::{
+    EventView, FieldId, FieldIndex, build_view_for, event_source_key, parse_timestamp,
+};
 use crate::rule::{
     CorrelationRule, Level, LogSource, RuleSet, SearchIdentifier, Selection, SigmaRule, SourceRef,
 };
@@ -131,7 +133,7 @@ struct CompiledRule {
     fields: Vec<FieldId>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SourceRules {
     applicable: Vec<bool>,
     untriggered: Vec<u32>,
@@ -183,7 +185,8 @@ pub struct Scratch {
     hit_atoms: Vec<AtomId>,
     candidates: Vec<u32>,
     /// This thread's copy of the per-source rule lists: no lock or shared refcount per event.
-    sources: rustc_hash::FxHashMap<EventSource, Arc<SourceRules>>,
+    windows_sources: rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<i64, Arc<SourceRules>>>,
+    unknown_source: Option<Arc<SourceRules>>,
 }
 
 impl Scratch {
@@ -790,12 +793,37 @@ impl Engine {
         raw: Option<&[u8]>,
         scratch: &mut Scratch,
     ) -> Vec<RuleMatch> {
-        let source = event_source(doc);
-        let sources = match scratch.sources.get(&source) {
+        let key = event_source_key(doc);
+        let cached = match &key {
+            Some((channel, id)) => scratch
+                .windows_sources
+                .get(channel.as_ref())
+                .and_then(|m| m.get(id)),
+            None => scratch.unknown_source.as_ref(),
+        };
+        let sources = match cached {
             Some(s) => Arc::clone(s),
             None => {
-                let s = self.source_rules(&source);
-                scratch.sources.insert(source, Arc::clone(&s));
+                let source = match &key {
+                    Some((channel, id)) => EventSource::Windows {
+                        channel: channel.to_string(),
+                        event_id: *id,
+                    },
+                    None => EventSource::Unknown,
+                };
+                // A private copy: sharing one Arc between threads would bounce its reference
+                // count between cores on every event.
+                let s = Arc::new(SourceRules::clone(&self.source_rules(&source)));
+                match key {
+                    Some((channel, id)) => {
+                        scratch
+                            .windows_sources
+                            .entry(channel.into_owned())
+                            .or_default()
+                            .insert(id, Arc::clone(&s));
+                    }
+                    None => scratch.unknown_source = Some(Arc::clone(&s)),
+                }
                 s
             }
         };

@@ -241,6 +241,25 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
+/// Channel (borrowed when it is a plain string) and event id of a Windows event, without
+/// allocating in the common case: the per-event cache lookup uses it.
+pub fn event_source_key(doc: &Value) -> Option<(std::borrow::Cow<'_, str>, i64)> {
+    let system = doc.get("Event").and_then(|e| e.get("System"));
+    let (channel, eid) = match system {
+        Some(s) => (s.get("Channel")?, s.get("EventID")?),
+        None => (doc.get("Channel")?, doc.get("EventID")?),
+    };
+    let channel = match channel {
+        Value::String(c) => std::borrow::Cow::Borrowed(c.as_str()),
+        other => std::borrow::Cow::Owned(scalar_text(other)?),
+    };
+    let eid = match eid {
+        Value::Number(n) => n.as_i64()?,
+        other => scalar_text(other)?.trim().parse::<i64>().ok()?,
+    };
+    Some((channel, eid))
+}
+
 /// Channel and event id of a Windows event, from `Event.System` or from top-level
 /// `Channel`/`EventID` (flattened exports).
 pub fn event_source(doc: &Value) -> EventSource {
