@@ -185,6 +185,9 @@ pub struct Scratch {
     hit_atoms: Vec<AtomId>,
     candidates: Vec<u32>,
     /// This thread's copy of the per-source rule lists: no lock or shared refcount per event.
+    /// Allocations of the event view, kept between events (emptied, see [`recycle`]).
+    bindings: Vec<(FieldId, &'static Value)>,
+    leaves: Vec<&'static Value>,
     windows_sources: rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<i64, Arc<SourceRules>>>,
     unknown_source: Option<Arc<SourceRules>>,
 }
@@ -827,7 +830,11 @@ impl Engine {
                 s
             }
         };
-        let mut view = EventView::default();
+        let mut view = EventView {
+            bindings: recycle(std::mem::take(&mut scratch.bindings)),
+            leaves: recycle_refs(std::mem::take(&mut scratch.leaves)),
+            source: None,
+        };
         build_view_for(doc, &self.fields, &mut view, sources.needs_keywords);
         scratch.begin(self.atoms.len(), self.rules.len(), view.bindings.len());
         let generation = scratch.generation;
@@ -932,6 +939,8 @@ impl Engine {
             }
         }
         scratch.candidates = candidates;
+        scratch.bindings = recycle(view.bindings);
+        scratch.leaves = recycle_refs(view.leaves);
         matches
     }
 
@@ -1196,6 +1205,21 @@ fn raw_keyword_prefilter(needles: &[Needle], has_lazy_keywords: bool) -> Option<
         .kind(Some(AhoCorasickKind::DFA))
         .build(&escaped)
         .ok()
+}
+
+/// Empties a vector of references and returns it typed for another lifetime, keeping its
+/// allocation (the standard library collects in place when element layouts match), so the
+/// per-event view does not allocate once warmed up.
+// `filter` would keep the old lifetime; `filter_map` to `None` is what changes the type.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'b, T: ?Sized, U>(v: Vec<(U, &T)>) -> Vec<(U, &'b T)> {
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// [`recycle`] for a vector of plain references.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle_refs<'b, T: ?Sized>(v: Vec<&T>) -> Vec<&'b T> {
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 fn expr_atoms(e: &Expr) -> Vec<AtomId> {
