@@ -16,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use events::{SqlEventStore, open_with_events};
+pub use gate::{SqlGateStore, open_with_gate};
 pub use gatehouse_core::store::{Store, StoreError};
 
 mod events;
+mod gate;
 mod postgres;
 mod queries;
 mod rows;

@@ -77,6 +77,7 @@ pub mod model;
 pub mod render;
 mod requirements;
 mod risks;
+pub mod store;
 mod verdict;
 
 pub use decide::{

@@ -1,0 +1,435 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The release-gate store (`GateStore`) suite, run against SQLite always and PostgreSQL when
+//! `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in a fresh schema), like `suite.rs`.
+//!
+//! What it proves: records round-trip exactly; evidence bytes are stored once per digest; the
+//! revision compare-and-set catches an approval racing an evidence upload and two uploads
+//! decided on the same state; a failed write stores nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use gatehouse_core::gate::store::{
+    EvidenceKind, GateRecord, GateStore, GateWrite, GateWriteError, StoredEvidence,
+};
+use gatehouse_core::gate::{
+    Actor, Approval, ApprovalDecision, ApprovalTarget, Exception, ExceptionScope, FindingScope,
+    PrincipalKind, RequirementRecord, RequirementStatus, Risk, RiskStatus,
+};
+use gatehouse_core::release::{ChangeContext, Digest, Release, ReleaseId};
+use gatehouse_core::store::{Store, StoreError};
+use gatehouse_store::{SqlGateStore, StoreConfig, open};
+use jiff::Timestamp;
+use sqlx::Connection;
+
+const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+enum Backend {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { admin_url: String, schema: String },
+}
+
+struct TestDb {
+    backend: Backend,
+}
+
+impl TestDb {
+    fn sqlite() -> Self {
+        Self {
+            backend: Backend::Sqlite {
+                dir: tempfile::tempdir().unwrap(),
+            },
+        }
+    }
+
+    /// A fresh schema in the database named by `GATEHOUSE_TEST_POSTGRES_URL`, or `None`.
+    async fn postgres() -> Option<Self> {
+        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "gh_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            Timestamp::now().as_millisecond()
+        );
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        Some(Self {
+            backend: Backend::Postgres { admin_url, schema },
+        })
+    }
+
+    fn config(&self) -> StoreConfig {
+        match &self.backend {
+            Backend::Sqlite { dir } => StoreConfig::Sqlite {
+                data_dir: dir.path().join("data"),
+            },
+            Backend::Postgres { admin_url, schema } => {
+                let separator = if admin_url.contains('?') { '&' } else { '?' };
+                StoreConfig::Postgres {
+                    url: format!("{admin_url}{separator}options[search_path]={schema}"),
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> (Arc<dyn Store>, SqlGateStore) {
+        let config = self.config();
+        let store = open(&config).await.unwrap();
+        let gate = SqlGateStore::connect(&config).await.unwrap();
+        (store, gate)
+    }
+
+    /// A single number from `sql`, read on a raw connection around the store.
+    async fn count(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.config() {
+            StoreConfig::Sqlite { data_dir } => {
+                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            StoreConfig::Postgres { url } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    async fn cleanup(self) {
+        if let Backend::Postgres { admin_url, schema } = &self.backend {
+            let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        }
+    }
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = super::TestDb::sqlite();
+                    super::$case(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(db) = super::TestDb::postgres().await else {
+                        eprintln!("skipped: {} not set", super::POSTGRES_URL_VAR);
+                        return;
+                    };
+                    super::$case(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    evidence_round_trips_and_bytes_are_stored_once_per_digest,
+    duplicate_evidence_on_a_release_conflicts_and_stores_nothing,
+    approval_racing_an_evidence_upload_is_caught,
+    concurrent_uploads_decided_on_the_same_state_one_wins,
+    records_round_trip_and_latest_version_wins,
+    write_for_unknown_release_fails_and_stores_nothing,
+    wrong_revision_is_refused_before_writing,
+);
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(second).unwrap()
+}
+
+async fn new_release(store: &dyn Store) -> ReleaseId {
+    let created_at = at(1_800_000_000);
+    let release = Release {
+        id: ReleaseId::generate(created_at).unwrap(),
+        service: "payments".into(),
+        version: "2.14.0".into(),
+        release_class: "normal".into(),
+        artifact_digests: vec![Digest::of_bytes(b"app")],
+        owner: "team-payments".into(),
+        change: ChangeContext {
+            summary: "Rotate keys".into(),
+            ticket: None,
+            pull_request: None,
+        },
+        target_environment: "production".into(),
+        submitter: "alice".into(),
+        created_at,
+    };
+    store.create_release(&release).await.unwrap();
+    release.id
+}
+
+fn evidence(id: &str, content: &[u8], revision: u64) -> GateRecord {
+    let digest = Digest::of_bytes(content);
+    GateRecord::Evidence {
+        item: StoredEvidence {
+            id: id.into(),
+            kind: EvidenceKind::Sarif,
+            sha256: digest.hex().to_owned(),
+            size: content.len() as u64,
+            attached_at: Timestamp::new(1_800_000_100, 123_456_789).unwrap(),
+            attached_by: "ci".into(),
+            supersedes: None,
+            revision,
+        },
+        content: content.to_vec(),
+    }
+}
+
+fn person(id: &str) -> Actor {
+    Actor {
+        id: id.into(),
+        display: id.to_uppercase(),
+        kind: PrincipalKind::Person,
+    }
+}
+
+fn approval(id: &str, revision: u64) -> GateRecord {
+    GateRecord::Approval(Approval {
+        id: id.into(),
+        target: ApprovalTarget::Step { index: 0 },
+        approver: person("bob"),
+        role: "security-lead".into(),
+        decision: ApprovalDecision::Approve,
+        comment: "reviewed".into(),
+        at: at(1_800_000_200),
+        revision,
+    })
+}
+
+fn write(release: ReleaseId, based_on: u64, record: GateRecord) -> GateWrite {
+    GateWrite {
+        release,
+        based_on,
+        record,
+    }
+}
+
+async fn evidence_round_trips_and_bytes_are_stored_once_per_digest(db: &TestDb) {
+    let (store, gate) = db.open().await;
+    let first = new_release(store.as_ref()).await;
+    let second = new_release(store.as_ref()).await;
+    let content = br#"{"version":"2.1.0","runs":[]}"#;
+    let record = evidence("ev-1", content, 1);
+    gate.write_gate_record(&write(first, 0, record.clone()))
+        .await
+        .unwrap();
+    gate.write_gate_record(&write(second, 0, record.clone()))
+        .await
+        .unwrap();
+
+    let loaded = gate.load_gate_records(first).await.unwrap();
+    assert_eq!(loaded.revision, 1);
+    let GateRecord::Evidence { item, .. } = record else {
+        unreachable!()
+    };
+    assert_eq!(loaded.evidence, vec![item.clone()]);
+    assert_eq!(
+        gate.evidence_content(&item.sha256)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&content[..])
+    );
+    assert_eq!(gate.evidence_content(&"0".repeat(64)).await.unwrap(), None);
+    assert_eq!(db.count("SELECT COUNT(*) FROM evidence_blobs").await, 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM gate_evidence").await, 2);
+}
+
+async fn duplicate_evidence_on_a_release_conflicts_and_stores_nothing(db: &TestDb) {
+    let (store, gate) = db.open().await;
+    let release = new_release(store.as_ref()).await;
+    gate.write_gate_record(&write(release, 0, evidence("ev-1", b"same", 1)))
+        .await
+        .unwrap();
+    let err = gate
+        .write_gate_record(&write(release, 1, evidence("ev-2", b"same", 2)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GateWriteError::Store(StoreError::Conflict { ref what }) if what == "evidence ev-2"),
+        "{err:?}"
+    );
+    // The head did not move: the transaction was rolled back whole.
+    let loaded = gate.load_gate_records(release).await.unwrap();
+    assert_eq!(loaded.revision, 1);
+    assert_eq!(loaded.evidence.len(), 1);
+}
+
+async fn approval_racing_an_evidence_upload_is_caught(db: &TestDb) {
+    let (store, gate) = db.open().await;
+    let release = new_release(store.as_ref()).await;
+    // Both were decided on revision 0; the upload commits first.
+    gate.write_gate_record(&write(release, 0, evidence("ev-1", b"scan", 1)))
+        .await
+        .unwrap();
+    let err = gate
+        .write_gate_record(&write(release, 0, approval("ap-1", 0)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GateWriteError::Moved {
+                based_on: 0,
+                current: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        gate.load_gate_records(release)
+            .await
+            .unwrap()
+            .approvals
+            .is_empty()
+    );
+    // Decided again on the new state it is recorded, and moves nothing.
+    gate.write_gate_record(&write(release, 1, approval("ap-1", 1)))
+        .await
+        .unwrap();
+    let loaded = gate.load_gate_records(release).await.unwrap();
+    assert_eq!(loaded.revision, 1);
+    assert_eq!(loaded.approvals.len(), 1);
+    assert_eq!(loaded.approvals[0].revision, 1);
+}
+
+async fn concurrent_uploads_decided_on_the_same_state_one_wins(db: &TestDb) {
+    let (store, gate) = db.open().await;
+    let release = new_release(store.as_ref()).await;
+    let gate = Arc::new(gate);
+    let mut tasks = Vec::new();
+    for n in 0..8u8 {
+        let gate = Arc::clone(&gate);
+        tasks.push(tokio::spawn(async move {
+            gate.write_gate_record(&write(release, 0, evidence(&format!("ev-{n}"), &[n], 1)))
+                .await
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(GateWriteError::Moved { current: 1, .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let loaded = gate.load_gate_records(release).await.unwrap();
+    assert_eq!((loaded.revision, loaded.evidence.len()), (1, 1));
+    assert_eq!(db.count("SELECT COUNT(*) FROM evidence_blobs").await, 1);
+}
+
+async fn records_round_trip_and_latest_version_wins(db: &TestDb) {
+    let (store, gate) = db.open().await;
+    let release = new_release(store.as_ref()).await;
+    let mut exception = Exception {
+        id: "ex-1".into(),
+        scope: ExceptionScope::Finding {
+            finding: FindingScope::SarifRule {
+                rule_id: "js/sql-injection".into(),
+            },
+        },
+        justification: "input is a constant".into(),
+        compensating_controls: vec!["WAF rule 942100".into()],
+        approver: person("carol"),
+        approver_role: "security-lead".into(),
+        approved_at: at(1_800_000_300),
+        expires_at: at(1_800_600_000),
+        withdrawn_at: None,
+        revision: 1,
+    };
+    gate.write_gate_record(&write(release, 0, GateRecord::Exception(exception.clone())))
+        .await
+        .unwrap();
+    let requirement = RequirementRecord {
+        requirement: "SR-1".into(),
+        status: RequirementStatus::Excepted {
+            exception: "ex-1".into(),
+        },
+        recorded_by: "carol".into(),
+        at: at(1_800_000_301),
+        revision: 2,
+    };
+    gate.write_gate_record(&write(
+        release,
+        1,
+        GateRecord::Requirement(requirement.clone()),
+    ))
+    .await
+    .unwrap();
+    let risk = Risk {
+        id: "rk-1".into(),
+        title: "Key rotation window".into(),
+        likelihood: 2,
+        impact: 3,
+        status: RiskStatus::Open,
+        owner: "team-payments".into(),
+        revision: 3,
+    };
+    gate.write_gate_record(&write(release, 2, GateRecord::Risk(risk.clone())))
+        .await
+        .unwrap();
+    exception.withdrawn_at = Some(at(1_800_000_400));
+    exception.revision = 4;
+    gate.write_gate_record(&write(release, 3, GateRecord::Exception(exception.clone())))
+        .await
+        .unwrap();
+
+    let loaded = gate.load_gate_records(release).await.unwrap();
+    assert_eq!(loaded.revision, 4);
+    assert_eq!(loaded.exceptions, vec![exception]);
+    assert_eq!(loaded.requirements, vec![requirement]);
+    assert_eq!(loaded.risks, vec![risk]);
+    assert!(loaded.approvals.is_empty() && loaded.bypasses.is_empty());
+    assert_eq!(db.count("SELECT COUNT(*) FROM gate_records").await, 4);
+}
+
+async fn write_for_unknown_release_fails_and_stores_nothing(db: &TestDb) {
+    let (_store, gate) = db.open().await;
+    let unknown = ReleaseId::generate(at(1_800_000_000)).unwrap();
+    let err = gate
+        .write_gate_record(&write(unknown, 0, evidence("ev-1", b"orphan", 1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GateWriteError::Store(_)), "{err:?}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM evidence_blobs").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM gate_heads").await, 0);
+}
+
+async fn wrong_revision_is_refused_before_writing(db: &TestDb) {
+    let (store, gate) = db.open().await;
+    let release = new_release(store.as_ref()).await;
+    // Evidence decided on revision 0 must carry revision 1, not 5.
+    let err = gate
+        .write_gate_record(&write(release, 0, evidence("ev-1", b"x", 5)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GateWriteError::Store(StoreError::InvalidValue { ref field, .. }) if field == "revision"),
+        "{err:?}"
+    );
+    assert_eq!(gate.load_gate_records(release).await.unwrap().revision, 0);
+}
