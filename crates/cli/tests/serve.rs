@@ -539,7 +539,11 @@ fn unreachable_database_url_exits_2_without_leaking_the_password() {
 fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let setup = setup();
     let token = bootstrap_token(Path::new(&setup.data));
-    let mut server = serve(&setup);
+    // Debug-level request logs tell the test when the server has started handling the request.
+    let mut server = Server::start_with_env(
+        &["serve", "--pack", &setup.pack, "--data-dir", &setup.data],
+        &[("RUST_LOG", "info,tower_http=debug")],
+    );
     let body = serde_json::to_vec(&release_body()).unwrap();
     let host = server.url.trim_start_matches("http://").to_owned();
 
@@ -558,6 +562,16 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0() {
     let (first, rest) = body.split_at(body.len() / 2);
     stream.write_all(first).unwrap();
     stream.flush().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the request to be in flight",
+        || {
+            server
+                .stderr()
+                .contains("started processing request")
+                .then_some(())
+        },
+    );
 
     server.signal("TERM");
     eventually(Duration::from_secs(30), "the SIGTERM log line", || {

@@ -11,6 +11,8 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod clock;
+pub mod detection;
+pub mod ecs;
 pub mod error;
 pub mod json_body;
 pub mod metrics;
@@ -34,7 +36,7 @@ use gatehouse_core::store::{Store, StoreError};
 use gatehouse_pack::Pack;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 pub use clock::SystemClock;
 pub use pack_state::{PackSnapshot, PackSource};
@@ -131,6 +133,8 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         )
         .route("/releases/{id}", get(routes::releases::get_release))
         .route("/audit", get(routes::audit::list_audit))
+        .route("/events", post(routes::events::ingest_events))
+        .route("/signals", get(routes::events::list_signals))
         .fallback(api_not_found);
 
     Router::new()
@@ -151,7 +155,12 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
-        .layer(TraceLayer::new_for_http())
+        // One INFO line per request (method, path, status, latency): the access log.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }
 
