@@ -313,6 +313,9 @@ pub struct ResolvedCorrelation {
     pub rule: CorrelationRule,
     /// Referenced detection rules (engine indices) or correlations (indices here).
     pub refs: Vec<CorrelationRef>,
+    /// False when another correlation uses this one as a step without `generate: true`: only
+    /// the outermost correlation of a chain is reported.
+    pub standalone: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1303,7 +1306,7 @@ fn resolve_correlations(
     rules: &[SigmaRule],
     correlations: &[CorrelationRule],
 ) -> Vec<ResolvedCorrelation> {
-    correlations
+    let mut resolved = correlations
         .iter()
         .map(|c| {
             let refs = c
@@ -1326,7 +1329,29 @@ fn resolve_correlations(
             ResolvedCorrelation {
                 rule: c.clone(),
                 refs,
+                standalone: true,
             }
         })
-        .collect()
+        .collect::<Vec<_>>();
+    mark_quiet_steps(&mut resolved);
+    resolved
+}
+
+/// Marks correlations used as a step of another correlation (without `generate: true`) as
+/// not standalone: only the outermost correlation of a chain is reported.
+fn mark_quiet_steps(resolved: &mut [ResolvedCorrelation]) {
+    let quiet: Vec<usize> = resolved
+        .iter()
+        .filter(|c| !c.rule.generate)
+        .flat_map(|c| c.refs.iter())
+        .filter_map(|r| match r {
+            CorrelationRef::Correlation(j) => Some(*j),
+            CorrelationRef::Rule(_) => None,
+        })
+        .collect();
+    for j in quiet {
+        if let Some(c) = resolved.get_mut(j) {
+            c.standalone = false;
+        }
+    }
 }

@@ -132,6 +132,19 @@ impl CorrelationType {
             _ => return None,
         })
     }
+    /// The name used in rules (`event_count`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorrelationType::EventCount => "event_count",
+            CorrelationType::ValueCount => "value_count",
+            CorrelationType::ValueSum => "value_sum",
+            CorrelationType::ValueAvg => "value_avg",
+            CorrelationType::ValuePercentile => "value_percentile",
+            CorrelationType::Temporal => "temporal",
+            CorrelationType::TemporalOrdered => "temporal_ordered",
+        }
+    }
+
     fn needs_field(self) -> bool {
         matches!(
             self,

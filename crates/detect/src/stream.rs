@@ -115,7 +115,14 @@ impl Detector {
                     fields: m.captures.clone(),
                 };
                 for c in self.correlations.push(hit) {
-                    signals.push(self.correlation_signal(&c));
+                    if self
+                        .engine
+                        .correlations()
+                        .get(c.correlation)
+                        .is_some_and(|r| r.standalone)
+                    {
+                        signals.push(self.correlation_signal(&c));
+                    }
                 }
             }
             if !info.standalone {
@@ -148,9 +155,15 @@ impl Detector {
 
     /// Closes open correlation windows (shutdown, or end of a batch import).
     pub fn finish(&mut self) -> Vec<Signal> {
-        self.correlations
-            .finish()
+        let fired = self.correlations.finish();
+        fired
             .iter()
+            .filter(|c| {
+                self.engine
+                    .correlations()
+                    .get(c.correlation)
+                    .is_some_and(|r| r.standalone)
+            })
             .map(|c| self.correlation_signal(c))
             .collect()
     }

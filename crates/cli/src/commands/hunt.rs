@@ -191,13 +191,17 @@ impl Printer<'_> {
         let Some(c) = self.engine.correlations().get(m.correlation) else {
             return;
         };
+        if !c.standalone {
+            // A step of a larger correlation: only the outermost one is reported.
+            return;
+        }
         let rule = &c.rule;
         let mut group = Map::new();
         for (k, v) in &m.group {
             group.insert(k.clone(), v.clone().map_or(Value::Null, Value::String));
         }
         let extra = json!({
-            "type": format!("{:?}", rule.kind),
+            "type": rule.kind.as_str(),
             "value": m.value,
             "hits": m.hits,
             "first": m.first.to_string(),
