@@ -835,3 +835,44 @@ fn serve_on_postgresql_records_and_lists_releases() {
         "the URL (with password) was logged"
     );
 }
+
+#[test]
+fn serve_refuses_a_database_migrated_by_a_newer_gatehouse() {
+    let setup = setup();
+    // Creates and migrates the SQLite database.
+    bootstrap_token(Path::new(&setup.data));
+    let db = Path::new(&setup.data).join("gatehouse.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101000000, 'from a newer gatehouse', TRUE, X'00', 0)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+    let out = run(&[
+        "serve",
+        "--pack",
+        &setup.pack,
+        "--data-dir",
+        &setup.data,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(
+        out.stderr.contains("99990101000000") && out.stderr.contains("newer"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing may be announced: {}",
+        out.stdout
+    );
+}
