@@ -717,16 +717,6 @@ impl Engine {
     pub fn correlations(&self) -> &[ResolvedCorrelation] {
         &self.correlations
     }
-    /// Number of distinct atoms and of fields with an automaton (for reports).
-    pub fn plan_size(&self) -> (usize, usize) {
-        (
-            self.atoms.len(),
-            self.automata
-                .iter()
-                .filter(|a| !a.folded.is_empty() || !a.cased.is_empty())
-                .count(),
-        )
-    }
 
     /// Shape of the compiled plan, for reports and tuning.
     pub fn plan_stats(&self) -> PlanStats {

@@ -697,10 +697,8 @@ pub fn compile_field_test(
     let negate = has(Modifier::Neq);
     let cased = has(Modifier::Cased);
     let values = raw_values(values_node)?;
-    if all && values.len() < 2 && field.is_some() {
-        // The specification forbids `all` on a single value; it changes nothing, so it is
-        // accepted (SigmaHQ rules do use it) rather than failing the whole rule.
-    }
+    // `all` on a single value is discouraged by the specification but changes nothing, so it
+    // is accepted rather than failing the whole rule.
     let string_transforms = [
         Modifier::Contains,
         Modifier::StartsWith,

@@ -91,14 +91,19 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .collect();
     match args.format {
         Format::Json => {
-            let (atoms, fields) = engine.plan_size();
+            let plan = engine.plan_stats();
             let report = json!({
                 "total": set.total,
                 "loaded": set.loaded(),
                 "detection_rules": set.rules.len(),
                 "correlation_rules": set.correlations.len(),
                 "filters": set.filters.len(),
-                "plan": {"atoms": atoms, "fields_with_automata": fields},
+                "plan": {
+                    "atoms": plan.atoms,
+                    "atoms_by_automaton": plan.automaton_atoms,
+                    "fields_with_automata": plan.fields_with_automata,
+                    "rules_without_prefilter": plan.untriggered_rules,
+                },
                 "unsupported": unsupported,
                 "invalid": invalid,
             });
