@@ -24,6 +24,8 @@ use crate::{api, error, routes};
         routes::releases::get_release,
         routes::releases::create_release,
         routes::audit::list_audit,
+        routes::events::ingest_events,
+        routes::events::list_signals,
     ),
     components(schemas(
         api::PackStatus,
@@ -35,6 +37,9 @@ use crate::{api, error, routes};
         api::AuditEntryView,
         api::AuditPage,
         api::HealthStatus,
+        routes::events::IngestResult,
+        routes::events::RejectedLine,
+        routes::events::SignalList,
         error::ErrorBody,
         error::ErrorDetail,
         error::FieldProblem,
@@ -45,6 +50,7 @@ use crate::{api, error, routes};
         (name = "pack", description = "The policy pack in force"),
         (name = "releases", description = "Release records"),
         (name = "audit", description = "The audit log"),
+        (name = "events", description = "Event ingestion and the signals Sigma rules raise over it"),
     )
 )]
 pub struct ApiDoc;
