@@ -16,6 +16,7 @@ use jiff::SignedDuration;
 use serde_json::json;
 
 use super::serve::{StorageArgs, open_store};
+use crate::output::outln;
 use crate::output::{OutputFormat, print_json};
 
 /// Arguments of `gatehouse admin`.
@@ -126,12 +127,12 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
             "expires_at": expires_at,
         }))?,
         OutputFormat::Text => {
-            println!(
+            outln!(
                 "admin token for {} (store: {}; expires {expires_at}); it is shown only now:",
                 args.principal,
                 config.describe()
             );
-            println!("{}", issued.token());
+            outln!("{}", issued.token());
         }
     }
     Ok(super::EXIT_OK)

@@ -24,6 +24,7 @@ use serde_json::json;
 use super::serve::{self, HttpArgs, ShutdownSignal};
 use crate::logging;
 use crate::output::OutputFormat;
+use crate::output::outln;
 
 /// How long the demo admin token stays valid.
 const DEMO_TOKEN_LIFETIME: SignedDuration = SignedDuration::from_hours(24);
@@ -284,7 +285,7 @@ impl Banner {
                 "data_dir": self.data_dir.display().to_string(),
                 "pack_dir": self.pack_dir.display().to_string(),
             });
-            println!("{value}");
+            outln!("{value}");
             return;
         }
         let exe = current_exe_for_display();
@@ -292,9 +293,9 @@ impl Banner {
         let expires = record
             .expires_at
             .map_or_else(|| "never".to_owned(), |t| t.to_string());
-        println!("gatehouse demo is running at {url}");
-        println!();
-        println!(
+        outln!("gatehouse demo is running at {url}");
+        outln!();
+        outln!(
             "  data: {}{}",
             self.data_dir.display(),
             if self.temporary {
@@ -303,22 +304,22 @@ impl Banner {
                 " (SQLite)"
             }
         );
-        println!(
+        outln!(
             "  pack: {} (the example pack; edit it, then reload)",
             self.pack_dir.display()
         );
-        println!();
-        println!("Demo admin API token (shown only now; expires {expires}):");
-        println!("  {token}");
-        println!();
-        println!("Try:");
-        println!("  curl -H 'Authorization: Bearer {token}' {url}/api/v1/releases");
-        println!("  export GATEHOUSE_SERVER={url} GATEHOUSE_TOKEN={token}");
-        println!("  {exe} release list");
-        println!("  {exe} pack status");
-        println!();
-        println!("Metrics: {url}/metrics   API description: {url}/api/openapi.json");
-        println!("Press Ctrl-C to stop.");
+        outln!();
+        outln!("Demo admin API token (shown only now; expires {expires}):");
+        outln!("  {token}");
+        outln!();
+        outln!("Try:");
+        outln!("  curl -H 'Authorization: Bearer {token}' {url}/api/v1/releases");
+        outln!("  export GATEHOUSE_SERVER={url} GATEHOUSE_TOKEN={token}");
+        outln!("  {exe} release list");
+        outln!("  {exe} pack status");
+        outln!();
+        outln!("Metrics: {url}/metrics   API description: {url}/api/openapi.json");
+        outln!("Press Ctrl-C to stop.");
     }
 }
 

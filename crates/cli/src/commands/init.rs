@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::json;
 
+use crate::output::outln;
 use crate::output::{OutputFormat, print_json};
 
 /// Arguments of `gatehouse init`.
@@ -34,15 +35,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "files": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         }))?,
         OutputFormat::Text => {
-            println!(
+            outln!(
                 "wrote the example pack ({} files) to {}",
                 written.len(),
                 args.dir.display()
             );
             for path in &written {
-                println!("  {}", path.display());
+                outln!("  {}", path.display());
             }
-            println!("next: gatehouse lint {}", args.dir.display());
+            outln!("next: gatehouse lint {}", args.dir.display());
         }
     }
     Ok(super::EXIT_OK)

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::output::{out, outln};
 use anyhow::Context;
 
 /// Output formats of `lint`.
@@ -40,13 +41,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.format {
         LintFormat::Text => {
             if loaded.diagnostics.is_empty() {
-                println!(
+                outln!(
                     "{}: {} documents, 0 errors, 0 warnings",
                     args.dir.display(),
                     loaded.pack.document_count()
                 );
             } else {
-                print!(
+                out!(
                     "{}",
                     gatehouse_pack::render::text(&loaded.diagnostics, &loaded.sources)
                 );

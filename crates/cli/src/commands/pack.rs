@@ -7,6 +7,7 @@ use gatehouse_server::api::{PackStatus, ReloadResult};
 use reqwest::Method;
 
 use crate::client::{ApiClient, ServerArgs, describe_failure};
+use crate::output::outln;
 use crate::output::{OutputFormat, print_json};
 
 /// Arguments of `gatehouse pack`.
@@ -74,12 +75,13 @@ async fn reload(args: CommonArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => print_json(&result)?,
         OutputFormat::Text => {
             if result.outcome == "swapped" {
-                println!(
+                outln!(
                     "reloaded: now serving {} (was {})",
-                    result.pack.digest, result.previous_digest
+                    result.pack.digest,
+                    result.previous_digest
                 );
             } else {
-                println!(
+                outln!(
                     "rejected: {}",
                     result
                         .reason
@@ -101,10 +103,10 @@ async fn reload(args: CommonArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_status(status: &PackStatus) {
-    println!("digest:    {}", status.digest);
-    println!("documents: {}", status.document_count);
-    println!("loaded at: {}", status.loaded_at);
-    println!("source:    {}", status.source);
+    outln!("digest:    {}", status.digest);
+    outln!("documents: {}", status.document_count);
+    outln!("loaded at: {}", status.loaded_at);
+    outln!("source:    {}", status.source);
 }
 
 /// One line per finding of `gatehouse_pack::render::json` output: `file:line:col: severity[code]: message`.
@@ -122,7 +124,7 @@ fn print_diagnostics(report: &serde_json::Value) {
                 location.push_str(&format!(":{column}"));
             }
         }
-        println!(
+        outln!(
             "  {location}: {}[{}]: {}",
             text("severity"),
             text("code"),

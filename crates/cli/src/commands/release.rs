@@ -6,6 +6,7 @@ use anyhow::Context;
 use gatehouse_server::api::{ChangeContextBody, CreateRelease, ReleaseList, ReleaseView};
 
 use crate::client::{ApiClient, ServerArgs};
+use crate::output::outln;
 use crate::output::{OutputFormat, print_json};
 
 /// Arguments of `gatehouse release`.
@@ -144,7 +145,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         OutputFormat::Json => print_json(&release)?,
         OutputFormat::Text => {
-            println!("created release {}", release.id);
+            outln!("created release {}", release.id);
             print_release(&release);
         }
     }
@@ -153,7 +154,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
 
 fn print_table(releases: &[ReleaseView]) {
     if releases.is_empty() {
-        println!("no releases");
+        outln!("no releases");
         return;
     }
     let rows: Vec<[String; 7]> = releases
@@ -191,7 +192,7 @@ fn print_table(releases: &[ReleaseView]) {
             .zip(widths.iter())
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in &rows {
@@ -200,27 +201,27 @@ fn print_table(releases: &[ReleaseView]) {
 }
 
 fn print_release(r: &ReleaseView) {
-    println!("id:          {}", r.id);
-    println!("service:     {}", r.service);
-    println!("version:     {}", r.version);
-    println!("class:       {}", r.release_class);
-    println!("owner:       {}", r.owner);
-    println!("environment: {}", r.target_environment);
-    println!("submitter:   {}", r.submitter);
-    println!("created:     {}", r.created_at);
-    println!("summary:     {}", r.change.summary);
+    outln!("id:          {}", r.id);
+    outln!("service:     {}", r.service);
+    outln!("version:     {}", r.version);
+    outln!("class:       {}", r.release_class);
+    outln!("owner:       {}", r.owner);
+    outln!("environment: {}", r.target_environment);
+    outln!("submitter:   {}", r.submitter);
+    outln!("created:     {}", r.created_at);
+    outln!("summary:     {}", r.change.summary);
     if let Some(ticket) = &r.change.ticket {
-        println!("ticket:      {ticket}");
+        outln!("ticket:      {ticket}");
     }
     if let Some(pr) = &r.change.pull_request {
-        println!("pull request: {pr}");
+        outln!("pull request: {pr}");
     }
     if r.artifact_digests.is_empty() {
-        println!("artifacts:   none");
+        outln!("artifacts:   none");
     } else {
-        println!("artifacts:");
+        outln!("artifacts:");
         for digest in &r.artifact_digests {
-            println!("  {digest}");
+            outln!("  {digest}");
         }
     }
 }
