@@ -108,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             state,
             shutdown,
             |url| {
-                println!("gatehouse listening on {url}");
+                crate::output::outln!("gatehouse listening on {url}");
             },
         )
         .await
