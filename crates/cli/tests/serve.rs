@@ -785,18 +785,35 @@ fn demo_serves_seeded_records_with_a_working_admin_token() {
 
 #[test]
 fn serve_on_postgresql_records_and_lists_releases() {
-    let Ok(url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
+    let Ok(admin_url) = std::env::var("GATEHOUSE_TEST_POSTGRES_URL") else {
         println!("skipped: GATEHOUSE_TEST_POSTGRES_URL not set");
         return;
     };
+    // A fresh schema, so this test sees neither earlier runs nor other suites' tables.
+    let schema = format!(
+        "gh_e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let url = format!("{admin_url}{separator}options[search_path]={schema}");
     let setup = setup();
-    // --force: the database may already hold an admin token from an earlier run.
     let out = run(&[
         "admin",
         "bootstrap",
         "--database-url",
         &url,
-        "--force",
         "--format",
         "json",
     ]);
@@ -831,7 +848,7 @@ fn serve_on_postgresql_records_and_lists_releases() {
         "{list}"
     );
     assert!(
-        !server.stderr().contains(url.as_str()),
+        !server.stderr().contains(admin_url.as_str()),
         "the URL (with password) was logged"
     );
 }
