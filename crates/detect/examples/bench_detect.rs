@@ -113,6 +113,37 @@ fn main() {
         m
     };
 
+    // BENCH_ONLY=parse|detect: single-thread passes of one workload, timed in CPU seconds
+    // (steadier than wall time on a shared machine), for comparing engine changes.
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let work: &(dyn Fn(&[&[u8]]) -> u64 + Sync) = if only == "parse" {
+            &parse_only
+        } else {
+            &detect
+        };
+        let cpu = || -> f64 {
+            // utime + stime of this process, in clock ticks (100 per second on Linux).
+            let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+            let after = stat.rsplit(')').next().unwrap_or("");
+            let f: Vec<f64> = after
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0.0))
+                .collect();
+            (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+        };
+        let (c0, t0) = (cpu(), Instant::now());
+        let rounds = 10;
+        for _ in 0..rounds {
+            std::hint::black_box(pass(&lines, 1, work));
+        }
+        let n = (lines.len() * rounds) as f64;
+        println!(
+            "{only}: {:.0} events/s per CPU second, {:.0} events/s wall",
+            n / (cpu() - c0),
+            n / t0.elapsed().as_secs_f64()
+        );
+        return;
+    }
     println!(
         "rules: {} Windows detection rules loaded of {} documents ({} load problems); load {:.2}s, compile {:.2}s; plan: {} atoms ({} by automaton, {} keyword), {} fields with automata, {} rules without prefilter, keyword raw prefilter: {}",
         set.rules.len(),
