@@ -21,21 +21,12 @@ fn sabsa_fixture(path: &str) -> String {
         .to_string()
 }
 
-/// A pack folder with the example pack's files plus the two extra incident playbooks.
-fn example_pack(name: &str) -> PathBuf {
+/// A fresh pack folder written by `gatehouse init`, exactly as a user gets it.
+fn init_pack(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sabsa-cli-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pack/example");
-    for entry in std::fs::read_dir(example).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    std::fs::copy(
-        sabsa_fixture("pack/incident-playbooks.yaml"),
-        dir.join("incident-playbooks.yaml"),
-    )
-    .unwrap();
+    let init = gatehouse(&["init", dir.to_str().unwrap()]);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
     dir
 }
 
@@ -91,9 +82,11 @@ fn validate_sarif_names_rule_and_region() {
     assert_eq!(result["properties"]["jsonPointer"], "/sections/6-3");
 }
 
+/// Issue 6's acceptance: `gatehouse init DIR`, `gatehouse export sabsa-l6 --pack DIR >
+/// out.json`, `gatehouse validate sabsa-l6 out.json` exits 0 with every checklist line passed.
 #[test]
-fn export_of_the_pack_passes_validate_through_a_pipe() {
-    let pack = example_pack("export");
+fn export_of_the_init_pack_passes_validate_from_a_file_and_a_pipe() {
+    let pack = init_pack("export");
     let exported = gatehouse(&["export", "sabsa-l6", "--pack", pack.to_str().unwrap()]);
     assert_eq!(
         exported.status.code(),
@@ -104,6 +97,40 @@ fn export_of_the_pack_passes_validate_through_a_pipe() {
     assert!(text(&exported.stderr).contains("SABSA matrix coverage"));
     let again = gatehouse(&["export", "sabsa-l6", "--pack", pack.to_str().unwrap()]);
     assert_eq!(exported.stdout, again.stdout, "export is deterministic");
+
+    let out_json = pack.with_file_name("sabsa-cli-export-out.json");
+    std::fs::write(&out_json, &exported.stdout).unwrap();
+    let from_file = gatehouse(&["validate", "sabsa-l6", out_json.to_str().unwrap()]);
+    let report = text(&from_file.stdout);
+    assert_eq!(from_file.status.code(), Some(0), "{report}");
+    assert!(!report.contains("error["), "{report}");
+    assert!(
+        report.contains("0 finding(s); 0 of 12 checklist items failed"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Incident playbooks cover key compromise"),
+        "the checklist is printed: {report}"
+    );
+
+    let json = gatehouse(&[
+        "validate",
+        "sabsa-l6",
+        out_json.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(json.status.code(), Some(0));
+    let json: gatehouse_sabsa::serde_json::Value =
+        gatehouse_sabsa::serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["valid"], true, "{json}");
+    assert_eq!(json["findings"].as_array().unwrap().len(), 0, "{json}");
+    let checklist = json["checklist"].as_array().unwrap();
+    assert_eq!(checklist.len(), 12);
+    assert!(
+        checklist.iter().all(|item| item["outcome"] == "passed"),
+        "{json}"
+    );
 
     let mut validate = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(["validate", "sabsa-l6", "-"])
@@ -123,7 +150,7 @@ fn export_of_the_pack_passes_validate_through_a_pipe() {
 
 #[test]
 fn export_refuses_a_pack_with_errors() {
-    let pack = example_pack("broken");
+    let pack = init_pack("broken");
     std::fs::write(
         pack.join("broken.yaml"),
         "kind: Alert\nid: BROKEN\nseverity: Catastrophic\n",
@@ -146,7 +173,7 @@ fn edit(path: &Path, from: &str, to: &str) {
 
 #[test]
 fn suspect_links_follow_an_edit_until_cleared() {
-    let pack = example_pack("suspect");
+    let pack = init_pack("suspect");
     let dir = pack.to_str().unwrap();
     let clear = gatehouse(&["trace", "clear", "--all", "--pack", dir]);
     assert_eq!(clear.status.code(), Some(0), "{}", text(&clear.stderr));
@@ -189,11 +216,35 @@ fn suspect_links_follow_an_edit_until_cleared() {
             .code(),
         Some(0)
     );
+
+    // A control changes: the data breach playbook derived from it is flagged, by name and
+    // relationship, until the review is recorded for everything at once.
+    edit(
+        &pack.join("controls.yaml"),
+        "  - ISO 27001 A.10.1\n",
+        "  - ISO 27001 A.10.1\n  - ISO 27001:2022 A.8.24\n",
+    );
+    let flagged = gatehouse(&["trace", "--suspect", "--pack", dir]);
+    assert_eq!(flagged.status.code(), Some(1));
+    let out = text(&flagged.stdout);
+    assert!(
+        out.contains("customer-data-breach --derives_from--> CTL-ENC-001"),
+        "{out}"
+    );
+    assert!(!out.contains("access-control-failure"), "{out}");
+    let cleared = gatehouse(&["trace", "clear", "--all", "--pack", dir]);
+    assert_eq!(cleared.status.code(), Some(0), "{}", text(&cleared.stderr));
+    assert_eq!(
+        gatehouse(&["trace", "--suspect", "--pack", dir])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]
 fn trace_shows_relationships_and_unknown_ids_are_usage_errors() {
-    let pack = example_pack("trace");
+    let pack = init_pack("trace");
     let dir = pack.to_str().unwrap();
     let out = gatehouse(&["trace", "KMS-CRIT-001", "--pack", dir]);
     let stdout = text(&out.stdout);
@@ -207,20 +258,46 @@ fn trace_shows_relationships_and_unknown_ids_are_usage_errors() {
         Some(2)
     );
 
+    // The init pack is fully covered: every control implemented, monitored and validated,
+    // the alert answered by a playbook, each of the three playbooks tied to a control.
     let matrix = gatehouse(&["trace", "--matrix", "--format", "json", "--pack", dir]);
     let report: gatehouse_sabsa::serde_json::Value =
         gatehouse_sabsa::serde_json::from_slice(&matrix.stdout).unwrap();
-    assert!(report["rows"].as_array().unwrap().len() >= 8);
-    let gaps = report["gaps"].as_array().unwrap();
+    assert_eq!(matrix.status.code(), Some(0), "{report}");
+    assert_eq!(report["gaps"].as_array().unwrap().len(), 0, "{report}");
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8, "{report}");
+    let satisfied_by = |id: &str| {
+        let row = rows.iter().find(|r| r["id"] == id).unwrap();
+        row["requirements"][0]["satisfied_by"].clone()
+    };
     assert_eq!(
-        matrix.status.code(),
-        Some(if gaps.is_empty() { 0 } else { 1 })
+        satisfied_by("customer-data-breach"),
+        gatehouse_sabsa::serde_json::json!(["CTL-ENC-001"])
+    );
+    assert_eq!(
+        satisfied_by("access-control-failure"),
+        gatehouse_sabsa::serde_json::json!(["CTL-MON-001"])
+    );
+
+    // Adding a control nobody implements, monitors or validates makes the matrix fail.
+    std::fs::write(
+        pack.join("orphan.yaml"),
+        "kind: Control\nid: CTL-ORPHAN\ntitle: Orphan\nowner: security-operations\n",
+    )
+    .unwrap();
+    let gapped = gatehouse(&["trace", "--matrix", "--pack", dir]);
+    assert_eq!(gapped.status.code(), Some(1));
+    let out = text(&gapped.stdout);
+    assert!(
+        out.contains("Control CTL-ORPHAN is not implemented"),
+        "{out}"
     );
 }
 
 #[test]
 fn backlog_lists_by_score() {
-    let pack = example_pack("backlog");
+    let pack = init_pack("backlog");
     let out = gatehouse(&[
         "backlog",
         "--format",
