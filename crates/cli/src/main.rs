@@ -39,8 +39,11 @@ enum Command {
     Release(commands::release::Args),
     /// The pack a running server enforces (status, reload).
     Pack(commands::pack::Args),
-    /// Evidence tools (`evidence inspect --kind KIND FILE`: parse offline, print the facts).
+    /// Evidence tools (`evidence inspect --kind KIND FILE`: parse offline, print the facts;
+    /// `evidence add REL --kind KIND FILE`: attach to a release on a server).
     Evidence(commands::evidence::Args),
+    /// The release gate on a running server (check, approve, reject, except, bypass, memo).
+    Gate(commands::gate::Args),
     /// Run Sigma rules over JSON / JSON-lines event files (offline hunting).
     Hunt(commands::hunt::Args),
     /// Sigma rule tools (`rules check DIR`: coverage report).
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Release(args) => commands::release::run(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Evidence(args) => commands::evidence::run(args),
+        Command::Gate(args) => commands::gate::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Rules(args) => commands::rules::run(args),
         Command::Validate(args) => commands::validate::run(args),

@@ -20,6 +20,10 @@ pub enum Permission {
     ReleaseRead,
     ReleaseCreate,
     AuditRead,
+    EvidenceAttach,
+    GateRecord,
+    GateApprove,
+    GateBypass,
 }
 
 impl Permission {
@@ -30,6 +34,10 @@ impl Permission {
             Self::ReleaseRead => "release.read",
             Self::ReleaseCreate => "release.create",
             Self::AuditRead => "audit.read",
+            Self::EvidenceAttach => "evidence.attach",
+            Self::GateRecord => "gate.record",
+            Self::GateApprove => "gate.approve",
+            Self::GateBypass => "gate.bypass",
         }
     }
 
@@ -49,6 +57,14 @@ impl Permission {
             Self::PackReload => &["operator"],
             Self::ReleaseCreate => &["submitter"],
             Self::AuditRead => &["auditor", "security-lead", "ciso"],
+            // Pipelines attach evidence with a submitter token.
+            Self::EvidenceAttach => &["submitter"],
+            // Requirement statuses, risks and exceptions; the gate's decision functions then
+            // check the role each record needs (an exception's approver role, a deferral's).
+            Self::GateRecord => &["submitter", "approver", "security-lead", "ciso"],
+            Self::GateApprove => &["approver", "security-lead", "ciso"],
+            // Bypassing the gate is its own permission, never implied by approving.
+            Self::GateBypass => &["ciso"],
         }
     }
 }
@@ -117,6 +133,10 @@ mod tests {
             Permission::ReleaseRead,
             Permission::ReleaseCreate,
             Permission::AuditRead,
+            Permission::EvidenceAttach,
+            Permission::GateRecord,
+            Permission::GateApprove,
+            Permission::GateBypass,
         ] {
             assert!(allows(&admin, p), "{}", p.as_str());
         }
@@ -129,6 +149,8 @@ mod tests {
         assert!(!allows(&viewer, Permission::ReleaseCreate));
         assert!(!allows(&viewer, Permission::PackReload));
         assert!(!allows(&viewer, Permission::AuditRead));
+        assert!(!allows(&viewer, Permission::GateApprove));
+        assert!(!allows(&viewer, Permission::GateBypass));
     }
 
     #[test]

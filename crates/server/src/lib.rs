@@ -133,6 +133,17 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         )
         .route("/releases/{id}", get(routes::releases::get_release))
         .route("/audit", get(routes::audit::list_audit))
+        .route("/releases/{id}/evidence", post(routes::gate::attach_evidence))
+        .route("/releases/{id}/verdict", get(routes::gate::get_verdict))
+        .route("/releases/{id}/memo", get(routes::gate::get_memo))
+        .route("/releases/{id}/approvals", post(routes::gate::record_approval))
+        .route("/releases/{id}/exceptions", post(routes::gate::record_exception))
+        .route(
+            "/releases/{id}/requirements/{requirement}",
+            post(routes::gate::record_requirement),
+        )
+        .route("/releases/{id}/risks", post(routes::gate::record_risk))
+        .route("/releases/{id}/bypass", post(routes::gate::record_bypass))
         .route("/events", post(routes::events::ingest_events))
         .route("/signals", get(routes::events::list_signals))
         .fallback(api_not_found);

@@ -26,6 +26,8 @@ struct Inner {
     /// Held for the duration of one reload so two reloads cannot interleave their swap and
     /// revision record (the later load must win, and be the one recorded).
     reload_lock: tokio::sync::Mutex<()>,
+    /// The release gate's store and facts cache, attached once by the binary.
+    gate: std::sync::OnceLock<Arc<crate::routes::gate::Gate>>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
                 pack: arc_swap::ArcSwap::from_pointee(initial_pack),
                 pack_source,
                 reload_lock: tokio::sync::Mutex::new(()),
+                gate: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -83,5 +86,15 @@ impl AppState {
 
     pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.reload_lock
+    }
+
+    /// The release gate, when the binary attached it.
+    pub fn gate(&self) -> Option<&Arc<crate::routes::gate::Gate>> {
+        self.inner.gate.get()
+    }
+
+    /// Attaches the release gate; only the first call has an effect.
+    pub fn attach_gate(&self, gate: Arc<crate::routes::gate::Gate>) {
+        let _ = self.inner.gate.set(gate);
     }
 }

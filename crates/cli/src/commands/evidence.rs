@@ -23,6 +23,9 @@ pub enum EvidenceCommand {
     /// Exit status: 0 parsed, 1 invalid evidence (malformed, wrong kind, over a limit, or
     /// not signed by a given key; the message names the location), 2 usage or I/O error.
     Inspect(InspectArgs),
+    /// Attach an evidence file to a release on a running server (streamed; a progress bar
+    /// on a terminal). The server parses it before storing; re-uploads are idempotent.
+    Add(super::evidence_add::AddArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -57,6 +60,7 @@ fn parse_kind(name: &str) -> Result<EvidenceKind, String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         EvidenceCommand::Inspect(args) => inspect(args),
+        EvidenceCommand::Add(args) => super::evidence_add::run(args),
     }
 }
 

@@ -84,6 +84,8 @@ pub struct Args {
     pub storage: StorageArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub gate: super::gate::ServeGateArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -102,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await
         .context("cannot start the server")?;
+        super::gate::attach_to_server(&state, &store_config, &args.gate).await?;
         serve(
             listener,
             args.http.server_config(),

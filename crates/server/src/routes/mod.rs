@@ -1,6 +1,8 @@
 //! HTTP handlers, one module per API area.
 
 pub mod audit;
+pub mod events;
+pub mod gate;
 pub mod health;
 pub mod pack;
 pub mod releases;

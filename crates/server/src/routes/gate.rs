@@ -1,0 +1,973 @@
+//! `/api/v1/releases/{id}/…`: the release gate over HTTP — evidence upload, verdict, approvals,
+//! exceptions, requirement statuses, risks, bypass and the security release memo.
+//!
+//! Handlers stay thin: they authenticate and authorize (deny by default), load the release's
+//! gate state, call the pure decision function in `gatehouse_core::gate` with the pack snapshot
+//! in force and the server clock, write the record through the `GateStore` port and append the
+//! outcome to the audit log. Every write names the revision it was decided on; when another
+//! write got in first the store refuses it and the handler decides again on the new state (up
+//! to [`WRITE_ATTEMPTS`] times), so an approval racing an evidence upload is judged on the
+//! state that really includes the upload.
+//!
+//! Whom the gate sees: the caller's id, and — when that id is a `Person` of the pack — the
+//! roles the pack gives that person. Token roles (e.g. `admin`) open the API, but only the
+//! pack says who is an approver or a security lead, so an API token cannot make anyone an
+//! approver the policy does not name.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_core::audit::AuditOutcome;
+use gatehouse_core::gate::store::{
+    GateRecord, GateStore, GateWrite, GateWriteError, StoredEvidence,
+};
+use gatehouse_core::gate::{
+    self, Actor, ApprovalDecision, ApprovalRequest, ApprovalTarget, Attachment, EvidenceFacts,
+    Exception, ExceptionScope, GateVerdict, NewEvidence, PrincipalKind, ReleaseGateState,
+    RequirementStatus, Risk, RiskStatus,
+};
+use gatehouse_core::identity::Principal;
+use gatehouse_core::release::{Release, ReleaseId};
+use gatehouse_evidence::{EvidenceKind, Limits};
+use gatehouse_pack::model::{ReleaseClass, RiskModel};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit;
+use crate::auth::Authenticated;
+use crate::authz::{self, Permission};
+use crate::error::ApiError;
+use crate::json_body::ApiJson;
+use crate::pack_state::PackSnapshot;
+use crate::state::AppState;
+
+/// How often a write is decided again after another write moved the release.
+pub const WRITE_ATTEMPTS: usize = 3;
+/// Default largest evidence upload: bounded so one request cannot exhaust memory, large enough
+/// for real scanner output. The binary may set another (`Gate::new`).
+pub const DEFAULT_MAX_EVIDENCE_BYTES: u64 = 256 * 1024 * 1024;
+/// Most parsed facts kept in memory; the cache is emptied when it is full.
+const FACTS_CACHE_ENTRIES: usize = 4096;
+
+/// The release gate's handle in the server: its store, the upload limit and a cache of the
+/// facts parsed from stored evidence (facts are a function of kind and bytes, so a cached
+/// entry never goes stale).
+pub struct Gate {
+    store: Arc<dyn GateStore>,
+    max_evidence_bytes: u64,
+    facts: Mutex<HashMap<(String, String), EvidenceFacts>>,
+}
+
+impl Gate {
+    pub fn new(store: Arc<dyn GateStore>, max_evidence_bytes: u64) -> Self {
+        Self {
+            store,
+            max_evidence_bytes,
+            facts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: self.max_evidence_bytes,
+            ..Limits::default()
+        }
+    }
+
+    fn cached(&self, key: &(String, String)) -> Option<EvidenceFacts> {
+        self.facts.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    fn remember(&self, key: (String, String), facts: EvidenceFacts) {
+        if let Ok(mut map) = self.facts.lock() {
+            if map.len() >= FACTS_CACHE_ENTRIES {
+                map.clear();
+            }
+            map.insert(key, facts);
+        }
+    }
+
+    /// The facts of a stored item: cached, or parsed again from its stored bytes. A blob that
+    /// is missing or no longer parses gives `Unreadable`, which the gate blocks on by name.
+    async fn facts_of(&self, item: &StoredEvidence) -> Result<EvidenceFacts, ApiError> {
+        let key = (item.sha256.clone(), item.kind.to_string());
+        if let Some(facts) = self.cached(&key) {
+            return Ok(facts);
+        }
+        let content = self
+            .store
+            .evidence_content(&item.sha256)
+            .await
+            .map_err(|e| ApiError::internal("reading evidence", e))?;
+        let facts = match content {
+            None => EvidenceFacts::Unreadable {
+                reason: format!("the stored bytes sha256:{} are missing", item.sha256),
+            },
+            Some(bytes) => {
+                let kind = item.kind.clone();
+                let limits = self.limits();
+                let parsed = tokio::task::spawn_blocking(move || {
+                    gatehouse_evidence::parse(&kind, Cursor::new(bytes), &limits)
+                })
+                .await
+                .map_err(|e| ApiError::internal("parsing evidence", e))?;
+                match parsed {
+                    Ok(p) => EvidenceFacts::Parsed(p.facts),
+                    Err(e) => EvidenceFacts::Unreadable {
+                        reason: e.to_string(),
+                    },
+                }
+            }
+        };
+        self.remember(key, facts.clone());
+        Ok(facts)
+    }
+}
+
+/// The gate of the running server, or 503 when the binary did not attach one.
+fn gate_of(state: &AppState) -> Result<Arc<Gate>, ApiError> {
+    state.gate().cloned().ok_or_else(|| {
+        ApiError::Unavailable("the release gate is not enabled on this server".into())
+    })
+}
+
+fn parse_release_id(id: &str) -> Result<ReleaseId, ApiError> {
+    id.parse()
+        .map_err(|e: gatehouse_core::release::InvalidReleaseId| {
+            ApiError::invalid_field("id", e.to_string())
+        })
+}
+
+/// The release and its gate state.
+async fn load(state: &AppState, gate: &Gate, id: ReleaseId) -> Result<ReleaseGateState, ApiError> {
+    let release: Release = state
+        .store()
+        .get_release(id)
+        .await
+        .map_err(|e| ApiError::internal("reading a release", e))?
+        .ok_or_else(|| ApiError::NotFound(format!("release {id} not found")))?;
+    let records = gate
+        .store
+        .load_gate_records(id)
+        .await
+        .map_err(|e| ApiError::internal("reading the gate state", e))?;
+    let mut facts = HashMap::new();
+    for item in &records.evidence {
+        facts.insert(item.id.clone(), gate.facts_of(item).await?);
+    }
+    Ok(records.into_state(release, |item| {
+        facts
+            .remove(&item.id)
+            .unwrap_or_else(|| EvidenceFacts::Unreadable {
+                reason: "facts were not loaded".into(),
+            })
+    }))
+}
+
+/// The caller as the gate sees it: the pack's roles when the caller is a pack `Person`.
+fn gate_principal(pack: &PackSnapshot, principal: &Principal) -> (Principal, PrincipalKind) {
+    match pack.pack.person(&principal.id) {
+        Some(person) => {
+            let gate_principal = Principal {
+                id: principal.id.clone(),
+                display: person.name.clone(),
+                roles: person.roles.iter().map(|r| r.value.clone()).collect(),
+                auth_method: principal.auth_method,
+            };
+            let kind = PrincipalKind::of(&gate_principal, true);
+            (gate_principal, kind)
+        }
+        None => (principal.clone(), PrincipalKind::Pipeline),
+    }
+}
+
+fn class_of<'p>(
+    pack: &'p PackSnapshot,
+    state: &ReleaseGateState,
+) -> Result<(&'p ReleaseClass, Option<&'p RiskModel>), ApiError> {
+    let class = pack
+        .pack
+        .release_class(&state.release.release_class)
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "release class `{}` is not in the pack in force; the gate blocks this release",
+                state.release.release_class
+            ))
+        })?;
+    Ok((class, gate::risk_model_for(&pack.pack, class)))
+}
+
+/// Writes `record` decided on `based_on`; `Ok(false)` when another write moved the release
+/// first (decide again).
+async fn try_write(
+    gate: &Gate,
+    release: ReleaseId,
+    based_on: u64,
+    record: GateRecord,
+) -> Result<bool, ApiError> {
+    let write = GateWrite {
+        release,
+        based_on,
+        record,
+    };
+    match gate.store.write_gate_record(&write).await {
+        Ok(()) => Ok(true),
+        Err(GateWriteError::Moved { .. }) => Ok(false),
+        Err(GateWriteError::Store(gatehouse_core::store::StoreError::Conflict { what })) => {
+            Err(ApiError::Conflict(format!(
+                "{what} already exists; check the release and try again"
+            )))
+        }
+        Err(GateWriteError::Store(e)) => Err(ApiError::internal("writing the gate state", e)),
+    }
+}
+
+fn moved_too_often(id: ReleaseId) -> ApiError {
+    ApiError::Conflict(format!(
+        "release {id} kept changing while this request was decided ({WRITE_ATTEMPTS} attempts); \
+         try again"
+    ))
+}
+
+/// Records a denial of a gate rule in the audit log and returns it as 403/409.
+async fn refuse(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    target: &str,
+    reason: String,
+    status: StatusCode,
+) -> ApiError {
+    audit::append_or_log(
+        state,
+        &principal.id,
+        action,
+        target,
+        AuditOutcome::Denied,
+        json!({ "reason": reason }),
+    )
+    .await;
+    if status == StatusCode::FORBIDDEN {
+        ApiError::Forbidden(reason)
+    } else {
+        ApiError::Conflict(reason)
+    }
+}
+
+async fn succeeded(
+    state: &AppState,
+    principal: &Principal,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<(), ApiError> {
+    audit::append(
+        state,
+        &principal.id,
+        action,
+        target,
+        AuditOutcome::Succeeded,
+        detail,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| ApiError::internal("appending to the audit log", e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evidence
+
+/// Query of `POST /api/v1/releases/{id}/evidence`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceQuery {
+    /// Evidence kind: sarif, cyclonedx, spdx, openvex, junit, in-toto, or a document kind.
+    pub kind: String,
+    /// Id of an earlier item of the same kind this one replaces.
+    pub supersedes: Option<String>,
+}
+
+/// Answer to an evidence upload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvidenceReceipt {
+    /// `attached`, or `already_attached` for an idempotent re-upload.
+    pub status: String,
+    pub id: String,
+    pub kind: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The release's revision after the upload.
+    pub revision: u64,
+}
+
+/// Attaches evidence: the body is the file, parsed as `kind` before anything is stored.
+pub async fn attach_evidence(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    query: Result<Query<EvidenceQuery>, QueryRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let target = format!("release:{id}");
+    authz::require(&state, &principal, Permission::EvidenceAttach, &target).await?;
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let kind = EvidenceKind::from_str(&query.kind)
+        .map_err(|e| ApiError::invalid_field("kind", e.to_string()))?;
+    // Refuse an unknown release before reading a possibly large body.
+    load(&state, &gate, release).await?;
+
+    let limit = gate.max_evidence_bytes;
+    let read_limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let bytes = match axum::body::to_bytes(body, read_limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"));
+            let reason = if too_large {
+                format!(
+                    "the evidence is larger than the server's evidence size limit \
+                     (max_evidence_bytes = {limit} bytes); nothing was stored"
+                )
+            } else {
+                format!("the upload was cut off: {e}; nothing was stored")
+            };
+            audit::append_or_log(
+                &state,
+                &principal.id,
+                "evidence.attach",
+                &target,
+                AuditOutcome::Failed,
+                json!({ "kind": kind.to_string(), "reason": reason }),
+            )
+            .await;
+            return Err(if too_large {
+                ApiError::PayloadTooLarge(reason)
+            } else {
+                ApiError::BadRequest(reason)
+            });
+        }
+    };
+    let content = bytes.to_vec();
+    let parse_input = bytes;
+    let limits = gate.limits();
+    let parse_kind = kind.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        gatehouse_evidence::parse(&parse_kind, Cursor::new(parse_input), &limits)
+    })
+    .await
+    .map_err(|e| ApiError::internal("parsing evidence", e))?;
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let reason = format!("{e}; nothing was stored");
+            audit::append_or_log(
+                &state,
+                &principal.id,
+                "evidence.attach",
+                &target,
+                AuditOutcome::Failed,
+                json!({ "kind": kind.to_string(), "reason": reason }),
+            )
+            .await;
+            return Err(match e {
+                gatehouse_evidence::EvidenceError::TooLarge { .. } => {
+                    ApiError::PayloadTooLarge(reason)
+                }
+                _ => ApiError::invalid_field("body", reason),
+            });
+        }
+    };
+    gate.remember(
+        (parsed.sha256.clone(), kind.to_string()),
+        EvidenceFacts::Parsed(parsed.facts.clone()),
+    );
+
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(&state, &gate, release).await?;
+        let now = state.clock().now();
+        let new = NewEvidence {
+            kind: kind.clone(),
+            sha256: parsed.sha256.clone(),
+            size: parsed.size_bytes,
+            facts: EvidenceFacts::Parsed(parsed.facts.clone()),
+            supersedes: query.supersedes.clone(),
+        };
+        let item_id = format!("ev-{}", current.evidence.len() + 1);
+        let attachment = match gate::attach_evidence(&current, new, item_id, &principal.id, now) {
+            Ok(a) => a,
+            Err(e) => {
+                return Err(refuse(
+                    &state,
+                    &principal,
+                    "evidence.attach",
+                    &target,
+                    e.to_string(),
+                    StatusCode::CONFLICT,
+                )
+                .await);
+            }
+        };
+        let item = match attachment {
+            Attachment::AlreadyAttached { existing } => {
+                succeeded(
+                    &state,
+                    &principal,
+                    "evidence.attach",
+                    &target,
+                    json!({ "status": "already_attached", "evidence": existing,
+                            "sha256": parsed.sha256, "kind": kind.to_string() }),
+                )
+                .await?;
+                let receipt = EvidenceReceipt {
+                    status: "already_attached".into(),
+                    id: existing,
+                    kind: kind.to_string(),
+                    sha256: parsed.sha256.clone(),
+                    size: parsed.size_bytes,
+                    revision: current.revision(),
+                };
+                return Ok((StatusCode::OK, Json(receipt)).into_response());
+            }
+            Attachment::New(item) => item,
+        };
+        let stored = StoredEvidence {
+            id: item.id.clone(),
+            kind: item.kind.clone(),
+            sha256: item.sha256.clone(),
+            size: item.size,
+            attached_at: item.attached_at,
+            attached_by: item.attached_by.clone(),
+            supersedes: item.supersedes.clone(),
+            revision: item.revision,
+        };
+        let record = GateRecord::Evidence {
+            item: stored,
+            content: content.clone(),
+        };
+        if try_write(&gate, release, current.revision(), record).await? {
+            succeeded(
+                &state,
+                &principal,
+                "evidence.attach",
+                &target,
+                json!({ "evidence": item.id, "kind": kind.to_string(),
+                        "sha256": item.sha256, "size": item.size, "revision": item.revision }),
+            )
+            .await?;
+            let receipt = EvidenceReceipt {
+                status: "attached".into(),
+                id: item.id.clone(),
+                kind: kind.to_string(),
+                sha256: item.sha256.clone(),
+                size: item.size,
+                revision: item.revision,
+            };
+            return Ok((StatusCode::CREATED, Json(receipt)).into_response());
+        }
+    }
+    Err(moved_too_often(release))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verdict and memo
+
+/// The gate's verdict now, with the pack in force and the server clock.
+pub async fn get_verdict(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<GateVerdict>, ApiError> {
+    authz::require(
+        &state,
+        &principal,
+        Permission::ReleaseRead,
+        &format!("release:{id}"),
+    )
+    .await?;
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    let current = load(&state, &gate, release).await?;
+    let pack = state.pack();
+    Ok(Json(gate::evaluate_in_pack(
+        &pack.pack,
+        &current,
+        state.clock().now(),
+    )))
+}
+
+/// Query of `GET /api/v1/releases/{id}/memo`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoQuery {
+    /// `md` (default) or `html`.
+    pub format: Option<String>,
+    /// When set, the answer is a readiness log entry with this tag (e.g. `SEC-PH5`).
+    pub log_tag: Option<String>,
+}
+
+/// The security release memo (Markdown or HTML), or a readiness log entry.
+pub async fn get_memo(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    query: Result<Query<MemoQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authz::require(
+        &state,
+        &principal,
+        Permission::ReleaseRead,
+        &format!("release:{id}"),
+    )
+    .await?;
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let current = load(&state, &gate, release).await?;
+    let pack = state.pack();
+    let (class, model) = class_of(&pack, &current)?;
+    let verdict = gate::evaluate(class, model, &current, state.clock().now());
+    if let Some(tag) = query.log_tag {
+        if tag.trim().is_empty() || tag.len() > 64 {
+            return Err(ApiError::invalid_field(
+                "log_tag",
+                "must be 1 to 64 characters",
+            ));
+        }
+        let entry = gate::render::readiness_log_entry(&current, &verdict, &tag);
+        return Ok((
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            entry,
+        )
+            .into_response());
+    }
+    match query.format.as_deref().unwrap_or("md") {
+        "md" | "markdown" => Ok((
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            gate::render::memo_markdown(class, model, &current, &verdict),
+        )
+            .into_response()),
+        "html" => Ok((
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            gate::render::memo_html(class, model, &current, &verdict),
+        )
+            .into_response()),
+        other => Err(ApiError::invalid_field(
+            "format",
+            format!("unknown memo format {other:?}; use md or html"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Approvals and bypass
+
+/// Body of `POST /api/v1/releases/{id}/approvals`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalBody {
+    /// Step of the class's approver path (0-based); or `risk` for an escalation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// Risk id whose escalation is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<String>,
+    pub decision: ApprovalDecision,
+    #[serde(default)]
+    pub comment: String,
+    /// The revision the approver reviewed (from the verdict): no implied approval of changes
+    /// the approver did not see.
+    pub seen_revision: u64,
+}
+
+/// Answer to a recorded approval, exception, requirement status, risk or bypass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateReceipt {
+    pub id: String,
+    /// The release's revision after the write.
+    pub revision: u64,
+}
+
+pub async fn record_approval(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ApprovalBody>,
+) -> Result<(StatusCode, Json<GateReceipt>), ApiError> {
+    let target = format!("release:{id}");
+    authz::require(&state, &principal, Permission::GateApprove, &target).await?;
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    let approval_target = match (body.step, &body.risk) {
+        (Some(index), None) => ApprovalTarget::Step { index },
+        (None, Some(risk)) => ApprovalTarget::RiskEscalation { risk: risk.clone() },
+        _ => {
+            return Err(ApiError::invalid_field(
+                "step",
+                "give exactly one of `step` (approver path step) or `risk` (escalation)",
+            ));
+        }
+    };
+    let request = ApprovalRequest {
+        target: approval_target,
+        decision: body.decision,
+        comment: body.comment.clone(),
+        seen_revision: body.seen_revision,
+    };
+    let action = format!("gate.{}", body.decision.as_str());
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(&state, &gate, release).await?;
+        let pack = state.pack();
+        let (class, model) = class_of(&pack, &current)?;
+        let (who, kind) = gate_principal(&pack, &principal);
+        let approval_id = format!("ap-{}", current.approvals.len() + 1);
+        let now = state.clock().now();
+        let approval = match gate::record_approval(
+            class,
+            model,
+            &current,
+            &who,
+            kind,
+            &request,
+            approval_id,
+            now,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                let status = match e {
+                    gate::ApprovalError::StaleReview { .. }
+                    | gate::ApprovalError::AlreadyDecided { .. }
+                    | gate::ApprovalError::SlotTaken { .. }
+                    | gate::ApprovalError::PreviousStepIncomplete { .. }
+                    | gate::ApprovalError::EscalationOutstanding { .. } => StatusCode::CONFLICT,
+                    _ => StatusCode::FORBIDDEN,
+                };
+                return Err(
+                    refuse(&state, &principal, &action, &target, e.to_string(), status).await,
+                );
+            }
+        };
+        let receipt = GateReceipt {
+            id: approval.id.clone(),
+            revision: current.revision(),
+        };
+        let detail = json!({ "approval": approval.id, "target": approval.target,
+                             "role": approval.role, "comment": approval.comment,
+                             "revision": approval.revision });
+        if try_write(
+            &gate,
+            release,
+            current.revision(),
+            GateRecord::Approval(approval),
+        )
+        .await?
+        {
+            succeeded(&state, &principal, &action, &target, detail).await?;
+            return Ok((StatusCode::CREATED, Json(receipt)));
+        }
+    }
+    Err(moved_too_often(release))
+}
+
+/// Body of `POST /api/v1/releases/{id}/bypass`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BypassBody {
+    pub reason: String,
+}
+
+pub async fn record_bypass(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<BypassBody>,
+) -> Result<(StatusCode, Json<GateReceipt>), ApiError> {
+    let target = format!("release:{id}");
+    // Reading is enough to reach the domain rule, which refuses (and the audit log records)
+    // anyone without the bypass permission.
+    authz::require(&state, &principal, Permission::ReleaseRead, &target).await?;
+    let holds = authz::allows(&principal, Permission::GateBypass);
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(&state, &gate, release).await?;
+        let pack = state.pack();
+        let now = state.clock().now();
+        let verdict = gate::evaluate_in_pack(&pack.pack, &current, now);
+        let (who, kind) = gate_principal(&pack, &principal);
+        let bypass_id = format!("by-{}", current.bypasses.len() + 1);
+        let bypass = match gate::record_bypass(
+            &current,
+            &who,
+            kind,
+            holds,
+            &body.reason,
+            &verdict,
+            bypass_id,
+            now,
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                let status = match e {
+                    gate::BypassError::PermissionDenied { .. }
+                    | gate::BypassError::NotAPerson { .. }
+                    | gate::BypassError::Submitter { .. } => StatusCode::FORBIDDEN,
+                    _ => StatusCode::CONFLICT,
+                };
+                return Err(refuse(
+                    &state,
+                    &principal,
+                    "gate.bypass",
+                    &target,
+                    e.to_string(),
+                    status,
+                )
+                .await);
+            }
+        };
+        let receipt = GateReceipt {
+            id: bypass.id.clone(),
+            revision: current.revision(),
+        };
+        let detail = json!({ "bypass": bypass.id, "reason": bypass.reason,
+                             "overridden": bypass.overridden.as_str() });
+        if try_write(
+            &gate,
+            release,
+            current.revision(),
+            GateRecord::Bypass(bypass),
+        )
+        .await?
+        {
+            succeeded(&state, &principal, "gate.bypass", &target, detail).await?;
+            return Ok((StatusCode::CREATED, Json(receipt)));
+        }
+    }
+    Err(moved_too_often(release))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exceptions, requirement statuses, risks
+
+/// Body of `POST /api/v1/releases/{id}/exceptions`. The caller is the approver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionBody {
+    /// What is excepted, e.g. `{"scope": "finding", "finding": {"type": "sarif_rule",
+    /// "rule_id": "js/sql-injection"}}`.
+    pub scope: ExceptionScope,
+    pub justification: String,
+    #[serde(default)]
+    pub compensating_controls: Vec<String>,
+    /// The role the caller approves in (must approve this release class).
+    pub approver_role: String,
+    pub expires_at: Timestamp,
+}
+
+pub async fn record_exception(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ExceptionBody>,
+) -> Result<(StatusCode, Json<GateReceipt>), ApiError> {
+    let target = format!("release:{id}");
+    authz::require(&state, &principal, Permission::GateRecord, &target).await?;
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(&state, &gate, release).await?;
+        let pack = state.pack();
+        let (class, _) = class_of(&pack, &current)?;
+        let (who, kind) = gate_principal(&pack, &principal);
+        let now = state.clock().now();
+        let exception = Exception {
+            id: format!("ex-{}", current.exceptions.len() + 1),
+            scope: body.scope.clone(),
+            justification: body.justification.clone(),
+            compensating_controls: body.compensating_controls.clone(),
+            approver: Actor {
+                id: who.id.clone(),
+                display: who.display.clone(),
+                kind,
+            },
+            approver_role: body.approver_role.clone(),
+            approved_at: now,
+            expires_at: body.expires_at,
+            withdrawn_at: None,
+            revision: current.next_revision(),
+        };
+        let exception = match gate::record_exception(class, &current, &who, exception) {
+            Ok(x) => x,
+            Err(e) => {
+                let status = match e {
+                    gate::ExceptionError::MissingRole { .. } => StatusCode::FORBIDDEN,
+                    _ => StatusCode::CONFLICT,
+                };
+                return Err(refuse(
+                    &state,
+                    &principal,
+                    "gate.exception",
+                    &target,
+                    e.to_string(),
+                    status,
+                )
+                .await);
+            }
+        };
+        let receipt = GateReceipt {
+            id: exception.id.clone(),
+            revision: exception.revision,
+        };
+        let detail = json!({ "exception": exception.id, "scope": exception.scope,
+                             "expires_at": exception.expires_at,
+                             "compensating_controls": exception.compensating_controls });
+        if try_write(
+            &gate,
+            release,
+            current.revision(),
+            GateRecord::Exception(exception),
+        )
+        .await?
+        {
+            succeeded(&state, &principal, "gate.exception", &target, detail).await?;
+            return Ok((StatusCode::CREATED, Json(receipt)));
+        }
+    }
+    Err(moved_too_often(release))
+}
+
+pub async fn record_requirement(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path((id, requirement)): Path<(String, String)>,
+    ApiJson(status): ApiJson<RequirementStatus>,
+) -> Result<(StatusCode, Json<GateReceipt>), ApiError> {
+    let target = format!("release:{id}");
+    authz::require(&state, &principal, Permission::GateRecord, &target).await?;
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(&state, &gate, release).await?;
+        let pack = state.pack();
+        let (class, _) = class_of(&pack, &current)?;
+        let (who, kind) = gate_principal(&pack, &principal);
+        let now = state.clock().now();
+        let record = match gate::record_requirement_status(
+            class,
+            &current,
+            &who,
+            kind,
+            &requirement,
+            status.clone(),
+            now,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(refuse(
+                    &state,
+                    &principal,
+                    "gate.requirement",
+                    &target,
+                    e.to_string(),
+                    StatusCode::CONFLICT,
+                )
+                .await);
+            }
+        };
+        let receipt = GateReceipt {
+            id: record.requirement.clone(),
+            revision: record.revision,
+        };
+        let detail = json!({ "requirement": record.requirement, "status": record.status });
+        if try_write(
+            &gate,
+            release,
+            current.revision(),
+            GateRecord::Requirement(record),
+        )
+        .await?
+        {
+            succeeded(&state, &principal, "gate.requirement", &target, detail).await?;
+            return Ok((StatusCode::CREATED, Json(receipt)));
+        }
+    }
+    Err(moved_too_often(release))
+}
+
+/// Body of `POST /api/v1/releases/{id}/risks`: a new risk, or a new version of risk `id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub title: String,
+    pub likelihood: u32,
+    pub impact: u32,
+    #[serde(default = "open_status")]
+    pub status: RiskStatus,
+    pub owner: String,
+}
+
+fn open_status() -> RiskStatus {
+    RiskStatus::Open
+}
+
+pub async fn record_risk(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RiskBody>,
+) -> Result<(StatusCode, Json<GateReceipt>), ApiError> {
+    let target = format!("release:{id}");
+    authz::require(&state, &principal, Permission::GateRecord, &target).await?;
+    let gate = gate_of(&state)?;
+    let release = parse_release_id(&id)?;
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load(&state, &gate, release).await?;
+        let pack = state.pack();
+        let (_, model) = class_of(&pack, &current)?;
+        let Some(model) = model else {
+            return Err(ApiError::Conflict(format!(
+                "release class `{}` has no risk model in the pack; risks cannot be scored",
+                current.release.release_class
+            )));
+        };
+        let risk = Risk {
+            id: body
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("rk-{}", current.risks.len() + 1)),
+            title: body.title.clone(),
+            likelihood: body.likelihood,
+            impact: body.impact,
+            status: body.status,
+            owner: body.owner.clone(),
+            revision: 0,
+        };
+        let risk = match gate::record_risk(model, &current, risk) {
+            Ok(r) => r,
+            Err(e) => return Err(ApiError::invalid_field("risk", e.to_string())),
+        };
+        let receipt = GateReceipt {
+            id: risk.id.clone(),
+            revision: risk.revision,
+        };
+        let detail = json!({ "risk": risk.id, "likelihood": risk.likelihood,
+                             "impact": risk.impact, "status": risk.status.as_str() });
+        if try_write(&gate, release, current.revision(), GateRecord::Risk(risk)).await? {
+            succeeded(&state, &principal, "gate.risk", &target, detail).await?;
+            return Ok((StatusCode::CREATED, Json(receipt)));
+        }
+    }
+    Err(moved_too_often(release))
+}
