@@ -129,6 +129,47 @@ impl ApiClient {
     }
 }
 
+impl ApiClient {
+    /// POSTs a raw body (e.g. NDJSON for `ingest`) and returns status and answer, whatever the
+    /// status.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        content_encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+        let url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .with_context(|| format!("cannot build a URL from {} and {path}", self.base))?;
+        let mut request = self
+            .http
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(encoding) = content_encoding {
+            request = request.header(reqwest::header::CONTENT_ENCODING, encoding);
+        }
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|err| {
+            anyhow!(
+                "cannot reach the gatehouse server at {}: {} (set --server or GATEHOUSE_SERVER)",
+                self.base,
+                root_cause(&err)
+            )
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer to {url}"))?;
+        Ok((status, bytes.to_vec()))
+    }
+}
+
 /// Turns a non-2xx answer into one line: status, the server's message and the field at fault.
 pub fn describe_failure(status: StatusCode, body: &[u8]) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod detection;
 mod logging;
 mod output;
 mod runtime;
@@ -48,6 +49,10 @@ enum Command {
     Hunt(commands::hunt::Args),
     /// Sigma rule tools (`rules check DIR`: coverage report).
     Rules(commands::rules::Args),
+    /// Send NDJSON events to a running server (`ingest FILE|-`).
+    Ingest(commands::ingest::Args),
+    /// Signals raised by Sigma rules over ingested events (`signals list`).
+    Signals(commands::signals::Args),
     /// Check a document against its specification (e.g. `validate sabsa-l6 FILE`).
     Validate(commands::validate::Args),
     /// Render documents from the pack (e.g. `export sabsa-l6`).
@@ -74,6 +79,8 @@ fn main() -> ExitCode {
         Command::Gate(args) => commands::gate::run(args),
         Command::Hunt(args) => commands::hunt::run(args),
         Command::Rules(args) => commands::rules::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
+        Command::Signals(args) => commands::signals::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Trace(args) => commands::trace::run(args),

@@ -20,6 +20,8 @@ pub enum Permission {
     ReleaseRead,
     ReleaseCreate,
     AuditRead,
+    EventIngest,
+    SignalRead,
     EvidenceAttach,
     GateRecord,
     GateApprove,
@@ -34,6 +36,8 @@ impl Permission {
             Self::ReleaseRead => "release.read",
             Self::ReleaseCreate => "release.create",
             Self::AuditRead => "audit.read",
+            Self::EventIngest => "events.ingest",
+            Self::SignalRead => "signal.read",
             Self::EvidenceAttach => "evidence.attach",
             Self::GateRecord => "gate.record",
             Self::GateApprove => "gate.approve",
@@ -57,6 +61,9 @@ impl Permission {
             Self::PackReload => &["operator"],
             Self::ReleaseCreate => &["submitter"],
             Self::AuditRead => &["auditor", "security-lead", "ciso"],
+            // Log shippers run with an operator token; signals are for the security team.
+            Self::EventIngest => &["operator"],
+            Self::SignalRead => &["security-lead", "ciso", "operator", "auditor"],
             // Pipelines attach evidence with a submitter token.
             Self::EvidenceAttach => &["submitter"],
             // Requirement statuses, risks and exceptions; the gate's decision functions then
@@ -133,6 +140,8 @@ mod tests {
             Permission::ReleaseRead,
             Permission::ReleaseCreate,
             Permission::AuditRead,
+            Permission::EventIngest,
+            Permission::SignalRead,
             Permission::EvidenceAttach,
             Permission::GateRecord,
             Permission::GateApprove,
@@ -149,6 +158,8 @@ mod tests {
         assert!(!allows(&viewer, Permission::ReleaseCreate));
         assert!(!allows(&viewer, Permission::PackReload));
         assert!(!allows(&viewer, Permission::AuditRead));
+        assert!(!allows(&viewer, Permission::EventIngest));
+        assert!(!allows(&viewer, Permission::SignalRead));
         assert!(!allows(&viewer, Permission::GateApprove));
         assert!(!allows(&viewer, Permission::GateBypass));
     }

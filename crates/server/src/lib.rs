@@ -133,11 +133,20 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         )
         .route("/releases/{id}", get(routes::releases::get_release))
         .route("/audit", get(routes::audit::list_audit))
-        .route("/releases/{id}/evidence", post(routes::gate::attach_evidence))
+        .route(
+            "/releases/{id}/evidence",
+            post(routes::gate::attach_evidence),
+        )
         .route("/releases/{id}/verdict", get(routes::gate::get_verdict))
         .route("/releases/{id}/memo", get(routes::gate::get_memo))
-        .route("/releases/{id}/approvals", post(routes::gate::record_approval))
-        .route("/releases/{id}/exceptions", post(routes::gate::record_exception))
+        .route(
+            "/releases/{id}/approvals",
+            post(routes::gate::record_approval),
+        )
+        .route(
+            "/releases/{id}/exceptions",
+            post(routes::gate::record_exception),
+        )
         .route(
             "/releases/{id}/requirements/{requirement}",
             post(routes::gate::record_requirement),

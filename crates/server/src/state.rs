@@ -28,6 +28,8 @@ struct Inner {
     reload_lock: tokio::sync::Mutex<()>,
     /// The release gate's store and facts cache, attached once by the binary.
     gate: std::sync::OnceLock<Arc<crate::routes::gate::Gate>>,
+    /// Event ingestion and online detection, attached once by the binary when it runs them.
+    detection: std::sync::OnceLock<Arc<crate::detection::Detection>>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
                 pack_source,
                 reload_lock: tokio::sync::Mutex::new(()),
                 gate: std::sync::OnceLock::new(),
+                detection: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -86,6 +89,16 @@ impl AppState {
 
     pub(crate) fn reload_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.reload_lock
+    }
+
+    /// Event ingestion and detection, when the binary attached them.
+    pub fn detection(&self) -> Option<&Arc<crate::detection::Detection>> {
+        self.inner.detection.get()
+    }
+
+    /// Attaches ingestion and detection; only the first call has an effect.
+    pub(crate) fn attach_detection(&self, detection: Arc<crate::detection::Detection>) {
+        let _ = self.inner.detection.set(detection);
     }
 
     /// The release gate, when the binary attached it.

@@ -64,13 +64,12 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
     let clock = SystemClock;
     let now = clock.now();
 
+    // Ask the store for active admin tokens directly: a paged token listing could miss one.
     let active_admins: Vec<String> = store
-        .list_api_tokens(None)
+        .active_api_tokens_with_role("admin", now)
         .await
-        .context("cannot list existing API tokens")?
+        .context("cannot list existing admin tokens")?
         .into_iter()
-        .filter(|t| t.roles.iter().any(|r| r == "admin"))
-        .filter(|t| !t.is_revoked(now) && !t.is_expired(now))
         .map(|t| format!("{} ({})", t.id, t.principal))
         .collect();
     if !active_admins.is_empty() && !args.force {

@@ -85,6 +85,8 @@ pub struct Args {
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
+    pub detection: crate::detection::DetectionArgs,
+    #[command(flatten)]
     pub gate: super::gate::ServeGateArgs,
 }
 
@@ -92,10 +94,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     logging::init(args.http.log_format);
     let loaded = load_pack_for_serving(&args.pack)?;
     let store_config = args.storage.config()?;
+    let detection_config = args.detection.config()?;
     crate::runtime::block_on(async move {
         let shutdown = ShutdownSignal::install()?;
         let listener = gatehouse_server::bind(args.http.listen).await?;
-        let store = open_store(&store_config).await?;
+        let (store, events) = crate::detection::open_stores(&store_config).await?;
         let state = gatehouse_server::prepare(
             store,
             Arc::new(SystemClock),
@@ -104,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await
         .context("cannot start the server")?;
+        crate::detection::start(&state, events, detection_config).await?;
         super::gate::attach_to_server(&state, &store_config, &args.gate).await?;
         serve(
             listener,
