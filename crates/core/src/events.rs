@@ -193,9 +193,16 @@ pub trait EventStore: Send + Sync {
     /// The distinct sources of stored events.
     async fn event_sources(&self) -> Result<Vec<String>, StoreError>;
 
-    /// Deletes `source`'s events received before `before`; returns how many were deleted.
-    /// Signals keep their event reference (and copies of what matched) after the event is gone.
-    async fn purge_events(&self, source: &str, before: Timestamp) -> Result<u64, StoreError>;
+    /// Deletes `source`'s events received before `before` whose id is at most `processed_up_to`
+    /// (the detection cursor), so retention never removes an event detection has not read yet;
+    /// returns how many were deleted. Signals keep their event reference (and copies of what
+    /// matched) after the event is gone.
+    async fn purge_events(
+        &self,
+        source: &str,
+        before: Timestamp,
+        processed_up_to: i64,
+    ) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

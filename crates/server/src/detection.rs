@@ -457,12 +457,18 @@ pub async fn enforce_retention(
 ) -> Result<BTreeMap<String, u64>, StoreError> {
     let now = state.clock().now();
     let mut purged = BTreeMap::new();
+    // Events the detector has not read yet are kept whatever their age: retention must not
+    // decide what detection sees.
+    let processed_up_to = detection.events.detection_cursor(DETECTOR).await?;
     for source in detection.events.event_sources().await? {
         let keep = detection.config.retention_of(&source);
         let Ok(cutoff) = now.checked_sub(keep) else {
             continue;
         };
-        let deleted = detection.events.purge_events(&source, cutoff).await?;
+        let deleted = detection
+            .events
+            .purge_events(&source, cutoff, processed_up_to)
+            .await?;
         if deleted > 0 {
             tracing::info!(source, deleted, %cutoff, "events past retention deleted");
             audit::append_or_log(

@@ -387,12 +387,20 @@ impl EventStore for SqlEventStore {
         })
     }
 
-    async fn purge_events(&self, source: &str, before: Timestamp) -> Result<u64, StoreError> {
+    async fn purge_events(
+        &self,
+        source: &str,
+        before: Timestamp,
+        processed_up_to: i64,
+    ) -> Result<u64, StoreError> {
         let before = nanos("before", before)?;
         with_pool!(self, pool => {
-            let done = sqlx::query("DELETE FROM events WHERE source = $1 AND received_at_ns < $2")
+            let done = sqlx::query(
+                "DELETE FROM events WHERE source = $1 AND received_at_ns < $2 AND id <= $3",
+            )
                 .bind(source)
                 .bind(before)
+                .bind(processed_up_to)
                 .execute(pool)
                 .await
                 .map_err(|e| self.error(|| format!("events of {source}"), e))?;

@@ -353,7 +353,12 @@ async fn retention_purges_only_old_events_of_that_source(db: &TestDb) {
         store.event_sources().await.unwrap(),
         vec!["proxy".to_owned(), "winlog".to_owned()]
     );
-    let purged = store.purge_events("winlog", at(50)).await.unwrap();
+    // Nothing is purged past what detection has processed.
+    assert_eq!(store.purge_events("winlog", at(50), 0).await.unwrap(), 0);
+    let purged = store
+        .purge_events("winlog", at(50), i64::MAX)
+        .await
+        .unwrap();
     assert_eq!(purged, 1);
     let left = store.events_after(0, 10).await.unwrap();
     let mut kept: Vec<(String, Timestamp)> = left
@@ -366,7 +371,13 @@ async fn retention_purges_only_old_events_of_that_source(db: &TestDb) {
         vec![("proxy".to_owned(), at(0)), ("winlog".to_owned(), at(100))]
     );
     // The boundary is exclusive: an event received exactly at the cut-off is kept.
-    assert_eq!(store.purge_events("winlog", at(100)).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .purge_events("winlog", at(100), i64::MAX)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn timestamp_outside_storable_range_is_refused(db: &TestDb) {
