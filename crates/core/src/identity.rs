@@ -45,12 +45,23 @@ pub struct Principal {
     /// Role ids (from the pack's `Role` documents) granted to this principal.
     pub roles: Vec<String>,
     pub auth_method: AuthMethod,
+    /// Services this principal may act on; `None` means any service. A workload token mapped by
+    /// a pack claim rule (e.g. the `acme/payments` pipeline) is confined to the rule's services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_scope: Option<Vec<String>>,
 }
 
 impl Principal {
     /// Whether the principal holds the role `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the principal may act on releases of `service` (its service scope allows it).
+    pub fn may_act_on_service(&self, service: &str) -> bool {
+        self.service_scope
+            .as_ref()
+            .is_none_or(|services| services.iter().any(|s| s == service))
     }
 }
 

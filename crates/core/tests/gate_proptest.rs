@@ -506,6 +506,7 @@ proptest! {
             display: id.into(),
             roles: ROLES.iter().map(|r| (*r).to_owned()).collect(),
             auth_method: if id == "ci" { AuthMethod::OidcWorkload } else { AuthMethod::Password },
+            service_scope: None,
         };
         let kind = PrincipalKind::of(&principal, id != "ci");
         let request = ApprovalRequest {

@@ -116,5 +116,6 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, Refu
         display: record.principal.clone(),
         roles: record.roles.clone(),
         auth_method: AuthMethod::ApiToken,
+        service_scope: None,
     })
 }

@@ -128,6 +128,7 @@ mod tests {
             display: "p".into(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             auth_method: AuthMethod::ApiToken,
+            service_scope: None,
         }
     }
 

@@ -182,6 +182,7 @@ fn gate_principal(pack: &PackSnapshot, principal: &Principal) -> (Principal, Pri
                 display: person.name.clone(),
                 roles: person.roles.iter().map(|r| r.value.clone()).collect(),
                 auth_method: principal.auth_method,
+                service_scope: principal.service_scope.clone(),
             };
             let kind = PrincipalKind::of(&gate_principal, true);
             (gate_principal, kind)
