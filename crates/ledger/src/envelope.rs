@@ -265,6 +265,52 @@ impl Keyring {
         Ok(ring)
     }
 
+    /// Reads the compact form of an environment variable such as `GATEHOUSE_KEYS`:
+    /// `id:base64key` entries separated by commas (whitespace allowed). These carry no
+    /// creation time, so later entries count as newer: the last entry is the active key.
+    /// A value starting with `{` is read as key-file text instead ([`Keyring::parse`]).
+    pub fn parse_list(text: &str, source_name: &str) -> Result<Keyring, KeyFileError> {
+        if text.trim_start().starts_with('{') {
+            return Keyring::parse(text, source_name);
+        }
+        let mut ring = Keyring::new();
+        let mut column = 1;
+        for (index, entry) in text.split(',').enumerate() {
+            let entry_column = column + (entry.len() - entry.trim_start().len());
+            column += entry.len() + 1;
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let error = |message: String| KeyFileError {
+                source_name: source_name.to_owned(),
+                line: 1,
+                column: entry_column,
+                message,
+            };
+            let Some((id, key)) = entry.split_once(':') else {
+                return Err(error("expected `id:base64key`".into()));
+            };
+            let id = KekId::new(id.trim()).map_err(|e| error(e.to_string()))?;
+            let decoded = Zeroizing::new(
+                BASE64
+                    .decode(key.trim())
+                    .map_err(|_| error(format!("key of `{id}` is not standard base64")))?,
+            );
+            if decoded.len() != KEY_LEN {
+                return Err(error(format!("key of `{id}` is not 32 bytes")));
+            }
+            let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+            bytes.copy_from_slice(&decoded);
+            // Position as creation time: the list order decides which key is active.
+            let created = Timestamp::from_second(i64::try_from(index).unwrap_or(i64::MAX))
+                .unwrap_or(Timestamp::UNIX_EPOCH);
+            ring.insert(Kek::from_bytes(id, created, &bytes))
+                .map_err(|e| error(e.to_string()))?;
+        }
+        Ok(ring)
+    }
+
     /// The key file text for these keys (what `gatehouse keys generate` writes). Zeroized when
     /// dropped; write it to a file only the service user can read.
     #[must_use]
@@ -302,7 +348,8 @@ impl Keyring {
     /// The newest key: the one new objects are sealed with (ties go to the later line).
     #[must_use]
     pub fn active(&self) -> Option<&Kek> {
-        self.keys.iter().rev().max_by_key(|k| k.created)
+        // `max_by_key` returns the last of equal maxima, i.e. the later line.
+        self.keys.iter().max_by_key(|k| k.created)
     }
 
     /// Ids of all keys, in file order.
@@ -493,7 +540,7 @@ fn key_aad(kek_id: &KekId, object_id: &[u8]) -> Vec<u8> {
     aad
 }
 
-fn wrap(
+pub(crate) fn wrap(
     object_id: &[u8],
     data_key: &[u8; KEY_LEN],
     kek: &Kek,
@@ -517,7 +564,7 @@ fn wrap(
     })
 }
 
-fn unwrap_key(
+pub(crate) fn unwrap_key(
     object_id: &[u8],
     wrapped: &WrappedDataKey,
     kek: &Kek,
@@ -650,6 +697,38 @@ mod tests {
         let key_bytes = sealed.data_key.encode();
         assert_eq!(WrappedDataKey::decode(&key_bytes).unwrap(), sealed.data_key);
         assert!(WrappedDataKey::decode(&key_bytes[..key_bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn inline_list_parses_and_the_last_entry_is_active() {
+        let a = BASE64.encode([1u8; 32]);
+        let b = BASE64.encode([2u8; 32]);
+        let ring =
+            Keyring::parse_list(&format!(" k-a:{a} , k-b:{b}"), "env:GATEHOUSE_KEYS").unwrap();
+        assert_eq!(ring.len(), 2);
+        assert_eq!(ring.active().unwrap().id().as_str(), "k-b");
+        let err = Keyring::parse_list("k-a:c2hvcnQ=", "env:X").unwrap_err();
+        assert!(err.to_string().contains("not 32 bytes"), "{err}");
+        assert!(!err.to_string().contains("c2hvcnQ"), "{err}");
+        assert!(Keyring::parse_list("nocolon", "env:X").is_err());
+    }
+
+    #[test]
+    fn equal_creation_times_go_to_the_later_line() {
+        let mut ring = Keyring::new();
+        ring.insert(Kek::from_bytes(
+            KekId::new("first").unwrap(),
+            created(),
+            &[1; 32],
+        ))
+        .unwrap();
+        ring.insert(Kek::from_bytes(
+            KekId::new("second").unwrap(),
+            created(),
+            &[2; 32],
+        ))
+        .unwrap();
+        assert_eq!(ring.active().unwrap().id().as_str(), "second");
     }
 
     #[test]

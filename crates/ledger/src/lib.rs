@@ -10,7 +10,8 @@
 //! - [`entry`]: audit entries, their canonical bytes, and the [`Ledger`] append state;
 //! - [`sth`]: Ed25519 signed tree heads and log signing keys;
 //! - [`mod@export`]: the self-contained export file and its streaming offline verifier;
-//! - [`envelope`]: per-object data keys wrapped by named key-encryption keys.
+//! - [`envelope`]: per-object data keys wrapped by named key-encryption keys;
+//! - [`stream`]: blobs of any size sealed as numbered, order-bound chunks under one data key.
 //!
 //! Nothing here reads the clock or touches storage; the only I/O is [`export::export`] and
 //! [`export::verify`] over caller-supplied `Write`/`Read`, and OS randomness for new keys.
@@ -52,6 +53,7 @@ pub mod envelope;
 pub mod export;
 pub mod merkle;
 pub mod sth;
+pub mod stream;
 
 pub use entry::{AppendedEntry, AuditEntry, AuditOutcome, AuditRecord, Ledger};
 pub use envelope::{Kek, KekId, Keyring, SealedObject, WrappedDataKey, open, rewrap, seal};
@@ -62,3 +64,7 @@ pub use merkle::{
     verify_inclusion,
 };
 pub use sth::{KeyId, LogSigningKey, LogVerifyingKey, SignedTreeHead};
+pub use stream::{
+    FramedChunks, OpeningReader, SealedChunks, SealingWriter, StreamError, StreamHeader,
+    StreamOpener, StreamSealer,
+};
