@@ -7,6 +7,10 @@ pub fn files() -> Vec<(&'static str, &'static str)> {
     vec![
         ("identity.yaml", include_str!("../example/identity.yaml")),
         (
+            "identity-providers.yaml",
+            include_str!("../example/identity-providers.yaml"),
+        ),
+        (
             "release-classes.yaml",
             include_str!("../example/release-classes.yaml"),
         ),

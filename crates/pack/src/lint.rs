@@ -26,6 +26,9 @@
 //! | `kpi-target-not-green` (warning) | a KPI target its own thresholds would not show green |
 //! | `phase-gap` (warning) | the first playbook phase does not start at T+0 |
 //! | `trace-cycle` (warning) | a document derives from itself through traces |
+//! | `insecure-issuer` | an identity provider's issuer, `jwks_uri` or `redirect_uri` is not `https://` (loopback hosts excepted, for tests) |
+//! | `empty-audience` | an identity provider accepts no audience (or an empty one) |
+//! | `empty-claim-match` | a claim rule without any `match` entry would admit every token of its issuer |
 
 use std::path::Path;
 
@@ -70,6 +73,7 @@ pub fn lint(pack: &Pack) -> Vec<Diagnostic> {
             Document::Maintenance(d) => cx.maintenance(d),
             Document::Kpi(d) => cx.kpi(d),
             Document::Improvement(d) => cx.improvement(d),
+            Document::IdentityProvider(d) => cx.identity_provider(d),
         }
         if let Document::Control(d) = &entry.document {
             cx.reference(&d.owner, PARTY, "owner");
@@ -962,6 +966,108 @@ impl Cx<'_, '_> {
             self.date(due, "due");
         }
     }
+}
+
+impl Cx<'_, '_> {
+    fn identity_provider(&mut self, d: &crate::model::IdentityProvider) {
+        self.secure_url(&d.issuer, "issuer");
+        if let Some(uri) = &d.jwks_uri {
+            self.secure_url(uri, "jwks_uri");
+        }
+        if let Some(uri) = &d.redirect_uri {
+            self.secure_url(uri, "redirect_uri");
+        }
+        if d.audiences.is_empty() {
+            self.error(
+                "empty-audience",
+                &d.id,
+                format!("identity provider `{}` accepts no audience", d.id.value),
+                "list the `aud` values tokens for gatehouse carry, e.g. `audiences: [gatehouse]`; without one, a token minted for any other service would be accepted",
+            );
+        }
+        for aud in d.audiences.iter().filter(|a| a.value.trim().is_empty()) {
+            self.error(
+                "empty-audience",
+                aud,
+                "an audience is empty".to_owned(),
+                "write the `aud` value tokens for gatehouse carry",
+            );
+        }
+        if d.algorithms.is_empty() {
+            self.error(
+                "invalid-value",
+                &d.id,
+                format!(
+                    "identity provider `{}` allows no signing algorithm",
+                    d.id.value
+                ),
+                "omit `algorithms` for the default [RS256, ES256, EdDSA]",
+            );
+        }
+        if d.max_clock_skew.value > MAX_CLOCK_SKEW {
+            self.error(
+                "invalid-value",
+                &d.max_clock_skew,
+                format!("`max_clock_skew` is {}, more than 5m", d.max_clock_skew.value),
+                "a larger skew keeps expired tokens valid for longer; fix the clocks instead (60s is the default)",
+            );
+        }
+        for rule in &d.rules {
+            self.references(&rule.roles, &[Kind::Role], "roles");
+            if rule.matches.is_empty() {
+                self.error(
+                    "empty-claim-match",
+                    &d.id,
+                    format!(
+                        "a claim rule of `{}` has an empty `match`, so it admits every token the issuer signs",
+                        d.id.value
+                    ),
+                    "match at least one claim, e.g. `repository: acme/payments`",
+                );
+            }
+        }
+    }
+
+    /// Tokens and keys fetched over plain HTTP could be swapped by anyone on the path.
+    fn secure_url(&mut self, url: &Located<String>, field: &str) {
+        if !is_secure_url(&url.value) {
+            self.error(
+                "insecure-issuer",
+                url,
+                format!("`{field}` `{}` is not an https:// URL", url.value),
+                "use https:// (plain http is accepted only for loopback hosts such as 127.0.0.1, for tests)",
+            );
+        }
+    }
+}
+
+/// The largest `max_clock_skew` an identity provider may set.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// Whether `url` is `https://…`, or `http://` to a loopback host.
+pub fn is_secure_url(url: &str) -> bool {
+    let scheme = |name: &str| {
+        url.get(..name.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+    };
+    if scheme("https://") && url.len() > "https://".len() {
+        return true;
+    }
+    if !scheme("http://") {
+        return false;
+    }
+    let rest = &url["http://".len()..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn max_value(scale: &[ScaleLevel]) -> u32 {

@@ -901,6 +901,7 @@ fn parse_kind(kind: Kind, chunk: &Chunk<'_>) -> Result<Document, serde_saphyr::E
         Kind::Maintenance => Document::Maintenance(typed(chunk)?),
         Kind::Kpi => Document::Kpi(typed(chunk)?),
         Kind::Improvement => Document::Improvement(typed(chunk)?),
+        Kind::IdentityProvider => Document::IdentityProvider(typed(chunk)?),
     })
 }
 

@@ -240,6 +240,100 @@ document! {
     }
 }
 
+/// A signing algorithm gatehouse accepts on OIDC tokens. Only asymmetric algorithms exist here:
+/// `none` and the HMAC family (`HS256`, …) cannot even be written in a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum JwtAlgorithm {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+}
+
+fn default_jwt_algorithms() -> Vec<JwtAlgorithm> {
+    vec![
+        JwtAlgorithm::RS256,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::EdDSA,
+    ]
+}
+
+fn default_clock_skew() -> Located<Duration> {
+    Located::new(Duration::from_secs(60))
+}
+
+/// Who an identity provider's tokens identify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OidcPrincipal {
+    /// Machines, e.g. CI pipelines: the principal is `oidc:<issuer>#<sub>`.
+    Workload,
+    /// People: the subject claim names a `Person` (its `oidc_subject`).
+    Person,
+}
+
+/// "Tokens whose claims match `match` get `roles`, confined to `services`."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRule {
+    /// Claim name → pattern; every entry must match. A pattern matches a string claim exactly,
+    /// or as a glob where `*` stands for any run of characters (`refs/heads/release/*`).
+    #[serde(rename = "match")]
+    pub matches: std::collections::BTreeMap<String, Located<String>>,
+    /// Role ids granted.
+    #[serde(default)]
+    pub roles: Vec<Reference>,
+    /// Services the principal may act on; absent means any service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<Located<String>>>,
+}
+
+document! {
+    /// An OpenID Connect issuer whose tokens gatehouse accepts (CI workload tokens, or people
+    /// signing in), and the rules that map token claims to roles.
+    pub struct IdentityProvider {
+        /// The `iss` claim, exactly; discovery is read from `<issuer>/.well-known/openid-configuration`.
+        pub issuer: Located<String>,
+        /// Accepted `aud` values; a token must carry at least one of them.
+        pub audiences: Vec<Located<String>>,
+        #[serde(default = "default_jwt_algorithms")]
+        pub algorithms: Vec<JwtAlgorithm>,
+        /// Tolerance on `exp`, `nbf` and `iat` for clocks that disagree (at most 5m).
+        #[serde(default = "default_clock_skew")]
+        pub max_clock_skew: Located<Duration>,
+        /// Where the signing keys are, when not the discovery document's `jwks_uri`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub jwks_uri: Option<Located<String>>,
+        pub principal: OidcPrincipal,
+        /// For people: the claim matched against `Person.oidc_subject` (default `sub`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub subject_claim: Option<String>,
+        /// For people signing in: the OAuth client id registered at the issuer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub client_id: Option<Located<String>>,
+        /// For people signing in: the environment variable holding the client secret, if the
+        /// client is confidential. The secret itself never goes into the pack.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub client_secret_env: Option<String>,
+        /// For people signing in: gatehouse's callback URL as registered at the issuer
+        /// (`https://…/api/v1/auth/oidc/<id>/callback`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub redirect_uri: Option<Located<String>>,
+        /// Claim rules, first match wins.
+        #[serde(default)]
+        pub rules: Vec<ClaimRule>,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Release gate
 
@@ -887,6 +981,7 @@ kinds!(
     Maintenance,
     Kpi,
     Improvement,
+    IdentityProvider,
 );
 
 impl std::fmt::Display for Kind {

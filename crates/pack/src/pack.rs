@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::model::{
-    Alert, Control, Document, EscalationPolicy, HealthCheck, Improvement, Kind, Kpi, Maintenance,
-    Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule, SupportTier, Team,
+    Alert, Control, Document, EscalationPolicy, HealthCheck, IdentityProvider, Improvement, Kind,
+    Kpi, Maintenance, Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule,
+    SupportTier, Team,
 };
 
 /// One document and the file it came from.
@@ -64,6 +65,7 @@ accessors! {
     maintenance_tasks, maintenance: Maintenance;
     kpis, kpi: Kpi;
     improvements, improvement: Improvement;
+    identity_providers, identity_provider: IdentityProvider;
 }
 
 impl Pack {

@@ -7,8 +7,8 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 use crate::model::{
-    Alert, Control, EscalationPolicy, HealthCheck, Improvement, Kpi, Maintenance, Person, Playbook,
-    ReleaseClass, RiskModel, Role, Runbook, Schedule, SupportTier, Team,
+    Alert, Control, EscalationPolicy, HealthCheck, IdentityProvider, Improvement, Kpi, Maintenance,
+    Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule, SupportTier, Team,
 };
 
 /// The JSON Schema (draft 2020-12) of one pack document.
@@ -37,7 +37,8 @@ pub fn json_schema() -> Value {
         Playbook,
         Maintenance,
         Kpi,
-        Improvement
+        Improvement,
+        IdentityProvider
     );
     let mut definitions = serde_json::Map::new();
     for (name, schema) in generator.take_definitions(true) {
