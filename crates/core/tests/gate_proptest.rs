@@ -108,6 +108,7 @@ fn class_strategy() -> impl Strategy<Value = ReleaseClass> {
                     retrospective_within: Located::new(Duration::from_hours(h)),
                     retrospective_role: Some(Located::new("ciso".into())),
                 }),
+                attestation: None,
                 traces: Vec::new(),
                 sabsa: None,
             },
@@ -255,6 +256,7 @@ fn facts_strategy() -> impl Strategy<Value = (EvidenceKind, EvidenceFacts)> {
                     slsa: None,
                     bundle_media_type: None,
                     signature_check,
+                    dsse: None,
                 }],
             };
             (

@@ -58,6 +58,11 @@ pub struct EnvelopeFacts {
     /// Sigstore bundle media type, when the envelope came in a bundle.
     pub bundle_media_type: Option<String>,
     pub signature_check: SignatureCheck,
+    /// The decoded envelope (payload and signature bytes), so a caller holding trusted keys
+    /// — the release gate, with the keys of the pack in force — can verify it later without
+    /// re-reading the file. Not part of the printed facts.
+    #[serde(skip)]
+    pub dsse: Option<DsseEnvelope>,
 }
 
 /// Facts of an in-toto attestation file.
@@ -386,6 +391,7 @@ fn envelope_facts(
             facts.signatures = dsse.signatures.len();
             facts.bundle_media_type = bundle_media_type;
             facts.signature_check = signature_check;
+            facts.dsse = Some(dsse);
             Ok(facts)
         }
         Source::Statement(statement) => {
@@ -439,6 +445,7 @@ fn statement_facts(
         slsa: None,
         bundle_media_type: None,
         signature_check: SignatureCheck::NotChecked,
+        dsse: None,
     };
     let Some(statement) = statement else {
         return Ok(facts);

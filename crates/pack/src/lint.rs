@@ -552,6 +552,72 @@ impl Cx<'_, '_> {
                     .iter()
                     .any(|l| l.value.value == level.value.value)
                 {
+        if let Some(attestation) = &d.attestation {
+            self.attestation(d, attestation);
+        }
+    }
+
+    /// Shape checks of a class's trusted attestation keys. Whether a key really holds an
+    /// Ed25519, P-256 or RSA public key is decided where the crypto lives (the gate), which
+    /// blocks naming the key; the pack crate stays free of crypto dependencies.
+    fn attestation(&mut self, d: &ReleaseClass, a: &crate::model::AttestationPolicy) {
+        self.duplicates(
+            a.keys.iter().map(|k| &k.id),
+            "attestation.keys",
+            "key id",
+        );
+        for key in &a.keys {
+            let text = key.public_key.value.trim();
+            let pem = text.starts_with("-----BEGIN PUBLIC KEY-----")
+                && text.ends_with("-----END PUBLIC KEY-----");
+            let base64 = !text.is_empty()
+                && text.len() % 4 == 0
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+            if text.contains("PRIVATE KEY") {
+                self.error(
+                    "invalid-value",
+                    &key.public_key,
+                    format!(
+                        "attestation key `{}` is a private key; a pack holds public keys only",
+                        key.id.value
+                    ),
+                    "remove it from the pack now and rotate it; put the matching PUBLIC KEY here",
+                );
+            } else if !pem && !base64 {
+                self.error(
+                    "invalid-value",
+                    &key.public_key,
+                    format!(
+                        "attestation key `{}` is neither a PEM PUBLIC KEY block nor base64",
+                        key.id.value
+                    ),
+                    "paste the PEM from `cosign public-key` / `openssl pkey -pubout`, or base64 of a raw Ed25519 key",
+                );
+            }
+        }
+        if a.keys.is_empty() {
+            self.warning(
+                "invalid-value",
+                &d.id,
+                format!(
+                    "release class `{}` has an `attestation` block without keys: no attestation can be verified, so none counts as evidence",
+                    d.id.value
+                ),
+                "add the public key(s) your build signs attestations with under `attestation.keys`",
+            );
+        }
+        self.duplicates(
+            a.builder_ids.iter(),
+            "attestation.builder_ids",
+            "builder id",
+        );
+        self.duplicates(
+            a.source_repositories.iter(),
+            "attestation.source_repositories",
+            "source repository",
+        );
                     self.error(
                         "invalid-value",
                         &level.value,

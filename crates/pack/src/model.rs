@@ -447,6 +447,35 @@ impl ReleaseClass {
         self.emergency.is_some()
     }
 }
+/// Which in-toto attestations the release gate trusts for a class: DSSE envelopes must be
+/// signed by one of `keys`; SLSA provenance (v0.2 and v1) must name one of `builder_ids` and
+/// one of `source_repositories` (each list checked only when non-empty). Without this block an
+/// attestation never counts as evidence (fail closed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationPolicy {
+    #[serde(default)]
+    pub keys: Vec<AttestationKey>,
+    /// Expected SLSA `builder.id` (v0.2) / `runDetails.builder.id` (v1), compared exactly.
+    #[serde(default)]
+    pub builder_ids: Vec<Located<String>>,
+    /// Expected source repositories, e.g. `https://github.com/acme/payments` (compared without
+    /// a `git+` prefix, `.git` suffix, `@ref` or trailing slash, case-insensitively).
+    #[serde(default)]
+    pub source_repositories: Vec<Located<String>>,
+}
+
+/// A public key attestation signatures are checked against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationKey {
+    /// Names the key in verdicts (e.g. `ci-release-2026`).
+    pub id: Located<String>,
+    /// A PEM `PUBLIC KEY` (SubjectPublicKeyInfo: Ed25519, ECDSA P-256 or RSA), or base64 of a
+    /// raw 32-byte Ed25519 key or of a DER SubjectPublicKeyInfo.
+    pub public_key: Located<String>,
+}
+
 
 document! {
     /// A security control, mapped to external standards.
@@ -462,6 +491,9 @@ document! {
 /// One level of a likelihood or impact scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+        /// Trusted attestation keys and SLSA expectations (see [`AttestationPolicy`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub attestation: Option<AttestationPolicy>,
 pub struct ScaleLevel {
     pub value: Located<u32>,
     pub label: String,

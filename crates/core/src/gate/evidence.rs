@@ -1,11 +1,13 @@
 //! Gate category "evidence": every kind the class requires is attached, readable, trustworthy
-//! (attestations verified and about this release's artifacts) and fresh enough; and nothing
+//! (attestations verified against the class's trusted keys and SLSA expectations — see
+//! `attestation` — and about this release's artifacts) and fresh enough; and nothing
 //! attached is unreadable or untrustworthy.
 
 use std::collections::HashMap;
 
-use gatehouse_evidence::{Facts, SignatureCheck};
+use gatehouse_evidence::Facts;
 
+use super::attestation;
 use super::evaluate::{Ctx, exception_reasons, human, with_evidence};
 use super::kinds::{self, RequiredKind};
 use super::model::{EvidenceFacts, EvidenceItem, ExceptionScope};
@@ -29,29 +31,12 @@ fn distrust(ctx: &Ctx<'_>, item: &EvidenceItem) -> Vec<(ReasonLevel, &'static st
                 ));
             }
             for (index, envelope) in facts.envelopes.iter().enumerate() {
-                match &envelope.signature_check {
-                    SignatureCheck::Verified(_) => {}
-                    SignatureCheck::NotChecked => problems.push((
-                        ReasonLevel::Block,
-                        "attestation_unverified",
-                        format!(
-                            "attestation {} envelope {} was not checked against the pack's \
-                             trusted keys",
-                            item.id,
-                            index + 1
-                        ),
-                    )),
-                    SignatureCheck::Unsigned => problems.push((
-                        ReasonLevel::Warning,
-                        "attestation_unsigned",
-                        format!(
-                            "attestation {} statement {} is unsigned; it does not count as \
-                             evidence",
-                            item.id,
-                            index + 1
-                        ),
-                    )),
-                }
+                problems.extend(attestation::envelope_problems(
+                    ctx.class,
+                    &item.id,
+                    index + 1,
+                    envelope,
+                ));
             }
             let digests: Vec<&str> = facts
                 .subjects

@@ -66,6 +66,7 @@
 //! ```
 
 mod approvals;
+pub mod attestation;
 mod context;
 pub mod decide;
 mod evaluate;
