@@ -17,10 +17,12 @@ use std::time::Duration;
 
 pub use events::{SqlEventStore, open_with_events};
 pub use gate::{SqlGateStore, open_with_gate};
+pub use identity::{SqlIdentityStore, open_with_identity};
 pub use gatehouse_core::store::{Store, StoreError};
 
 mod events;
 mod gate;
+mod identity;
 mod postgres;
 mod queries;
 mod rows;

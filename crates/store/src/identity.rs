@@ -1,0 +1,469 @@
+//! The `IdentityStore` adapter: local people, browser sessions and token labels on SQLite and
+//! PostgreSQL.
+//!
+//! The tables come from migration 0420 and live in the control plane's database. Like the
+//! gate and event stores it has a pool of its own, so a burst of sign-ins cannot starve the
+//! API's other queries. Disabling a person revokes their tokens and ends their sessions in the
+//! same transaction, so there is no moment where a disabled person still holds a working
+//! credential.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gatehouse_core::identity::{ApiTokenRecord, AuthMethod, SecretHash, TokenId};
+use gatehouse_core::identity_store::{DisableOutcome, IdentityStore, LabeledToken, LocalUser};
+use gatehouse_core::session::{SessionId, SessionRecord};
+use gatehouse_core::store::{MAX_PAGE_SIZE, Store, StoreError};
+use jiff::Timestamp;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::queries::query_error;
+use crate::rows::{Columns, json_text, nanos, opt_nanos};
+use crate::{CONNECT_TIMEOUT, SQLITE_FILE_NAME, StoreConfig};
+
+/// How long a SQLite writer waits for the write lock (the API's own writes share the file).
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Local people, sessions and token labels in the gatehouse database.
+pub struct SqlIdentityStore {
+    pool: Pool,
+    target: String,
+}
+
+/// Runs `$body` with `$p` bound to whichever pool this store has; the SQL is the same text for
+/// both engines (`$n` placeholders).
+macro_rules! with_pool {
+    ($self:expr, $p:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+const USER_COLUMNS: &str =
+    "id, display, roles, password_hash, created_at_ns, updated_at_ns, disabled_at_ns";
+const SESSION_COLUMNS: &str = "id, secret_hash, principal, established_by, created_at_ns, \
+                               last_seen_at_ns, expires_at_ns, ended_at_ns";
+const TOKEN_COLUMNS: &str = "id, secret_hash, roles, principal, created_at_ns, expires_at_ns, \
+                             revoked_at_ns, last_used_at_ns, label";
+
+/// Opens the control-plane store and the identity store over the same database.
+pub async fn open_with_identity(
+    config: &StoreConfig,
+) -> Result<(Arc<dyn Store>, Arc<dyn IdentityStore>), StoreError> {
+    let store = crate::open(config).await?;
+    let identity: Arc<dyn IdentityStore> = Arc::new(SqlIdentityStore::connect(config).await?);
+    Ok((store, identity))
+}
+
+impl SqlIdentityStore {
+    /// Connects to a database that [`crate::open`] has already migrated.
+    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        match config {
+            StoreConfig::Sqlite { data_dir } => Self::connect_sqlite(data_dir).await,
+            StoreConfig::Postgres { url } => {
+                let target = crate::postgres::redact_url(url);
+                let options =
+                    PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable {
+                        target: target.clone(),
+                        reason: format!("invalid database URL: {e}"),
+                    })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_lazy_with(options);
+                Ok(Self {
+                    pool: Pool::Postgres(pool),
+                    target,
+                })
+            }
+        }
+    }
+
+    async fn connect_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(SQLITE_FILE_NAME);
+        let target = path.display().to_string();
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(SQLITE_BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+            target,
+        })
+    }
+
+    fn error(&self, what: impl FnOnce() -> String, e: sqlx::Error) -> StoreError {
+        query_error(&self.target, what, e)
+    }
+}
+
+fn corrupt(record: &str, column: &str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        record: record.to_owned(),
+        reason: format!("column {column}: {reason}"),
+    }
+}
+
+fn text(row: &impl Columns, record: &str, column: &'static str) -> Result<String, StoreError> {
+    opt_text(row, record, column)?.ok_or_else(|| corrupt(record, column, "unexpected NULL"))
+}
+
+fn opt_text(
+    row: &impl Columns,
+    record: &str,
+    column: &'static str,
+) -> Result<Option<String>, StoreError> {
+    row.text(column).map_err(|e| corrupt(record, column, e))
+}
+
+fn opt_time(
+    row: &impl Columns,
+    record: &str,
+    column: &'static str,
+) -> Result<Option<Timestamp>, StoreError> {
+    row.int(column)
+        .map_err(|e| corrupt(record, column, e))?
+        .map(|ns| {
+            Timestamp::from_nanosecond(i128::from(ns)).map_err(|e| corrupt(record, column, e))
+        })
+        .transpose()
+}
+
+fn time(row: &impl Columns, record: &str, column: &'static str) -> Result<Timestamp, StoreError> {
+    opt_time(row, record, column)?.ok_or_else(|| corrupt(record, column, "unexpected NULL"))
+}
+
+fn user(row: &impl Columns) -> Result<LocalUser, StoreError> {
+    let id = row
+        .text("id")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "(unreadable key)".into());
+    let record = format!("local_users {id}");
+    let roles_text = text(row, &record, "roles")?;
+    Ok(LocalUser {
+        roles: serde_json::from_str(&roles_text).map_err(|e| corrupt(&record, "roles", e))?,
+        display: text(row, &record, "display")?,
+        password_hash: opt_text(row, &record, "password_hash")?,
+        created_at: time(row, &record, "created_at_ns")?,
+        updated_at: time(row, &record, "updated_at_ns")?,
+        disabled_at: opt_time(row, &record, "disabled_at_ns")?,
+        id,
+    })
+}
+
+fn auth_method_text(method: AuthMethod) -> Result<String, StoreError> {
+    match serde_json::to_value(method) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        other => Err(StoreError::InvalidValue {
+            field: "established_by".into(),
+            reason: format!("cannot encode {method:?}: {other:?}"),
+        }),
+    }
+}
+
+fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
+    let id = row
+        .text("id")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "(unreadable key)".into());
+    let record = format!("sessions {id}");
+    Ok(SessionRecord {
+        id: SessionId::parse(&id).map_err(|e| corrupt(&record, "id", e))?,
+        secret_hash: SecretHash::from_hex(&text(row, &record, "secret_hash")?)
+            .map_err(|e| corrupt(&record, "secret_hash", e))?,
+        principal: text(row, &record, "principal")?,
+        established_by: serde_json::from_value(serde_json::Value::String(text(
+            row,
+            &record,
+            "established_by",
+        )?))
+        .map_err(|e| corrupt(&record, "established_by", e))?,
+        created_at: time(row, &record, "created_at_ns")?,
+        last_seen_at: time(row, &record, "last_seen_at_ns")?,
+        expires_at: time(row, &record, "expires_at_ns")?,
+        ended_at: opt_time(row, &record, "ended_at_ns")?,
+    })
+}
+
+fn labeled_token(row: &impl Columns) -> Result<LabeledToken, StoreError> {
+    let record = crate::rows::api_token(row)?;
+    let label = opt_text(row, &format!("api_tokens {}", record.id), "label")?;
+    Ok(LabeledToken { record, label })
+}
+
+fn page() -> i64 {
+    i64::from(MAX_PAGE_SIZE)
+}
+
+#[async_trait]
+impl IdentityStore for SqlIdentityStore {
+    async fn insert_user(&self, user: &LocalUser) -> Result<(), StoreError> {
+        let roles = json_text("roles", &user.roles)?;
+        let created = nanos("created_at", user.created_at)?;
+        let updated = nanos("updated_at", user.updated_at)?;
+        let disabled = opt_nanos("disabled_at", user.disabled_at)?;
+        with_pool!(self, p => sqlx::query(
+            "INSERT INTO local_users (id, display, roles, password_hash, created_at_ns, \
+             updated_at_ns, disabled_at_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&user.id)
+        .bind(&user.display)
+        .bind(&roles)
+        .bind(&user.password_hash)
+        .bind(created)
+        .bind(updated)
+        .bind(disabled)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(|e| self.error(|| format!("person {}", user.id), e)))
+    }
+
+    async fn find_user(&self, id: &str) -> Result<Option<LocalUser>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM local_users WHERE id = $1");
+        with_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(|e| self.error(|| format!("person {id}"), e))?;
+            row.as_ref().map(user).transpose()
+        })
+    }
+
+    async fn list_users(&self) -> Result<Vec<LocalUser>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM local_users ORDER BY id LIMIT $1");
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(page())
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.error(|| "people".into(), e))?;
+            rows.iter().map(user).collect()
+        })
+    }
+
+    async fn disable_user(&self, id: &str, at: Timestamp) -> Result<DisableOutcome, StoreError> {
+        let at_ns = nanos("disabled_at", at)?;
+        let what = || format!("person {id}");
+        with_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(|e| self.error(what, e))?;
+            let existing: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT disabled_at_ns FROM local_users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.error(what, e))?;
+            let Some(existing) = existing else {
+                return Err(StoreError::NotFound { what: what() });
+            };
+            sqlx::query(
+                "UPDATE local_users SET disabled_at_ns = COALESCE(disabled_at_ns, $1), \
+                 updated_at_ns = $1 WHERE id = $2",
+            )
+            .bind(at_ns)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(what, e))?;
+            let tokens = sqlx::query(
+                "UPDATE api_tokens SET revoked_at_ns = $1 WHERE principal = $2 \
+                 AND (revoked_at_ns IS NULL OR revoked_at_ns > $1)",
+            )
+            .bind(at_ns)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(what, e))?
+            .rows_affected();
+            let sessions = sqlx::query(
+                "UPDATE sessions SET ended_at_ns = $1 WHERE principal = $2 \
+                 AND (ended_at_ns IS NULL OR ended_at_ns > $1)",
+            )
+            .bind(at_ns)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.error(what, e))?
+            .rows_affected();
+            tx.commit().await.map_err(|e| self.error(what, e))?;
+            Ok(DisableOutcome {
+                tokens_revoked: tokens,
+                sessions_ended: sessions,
+                already_disabled: existing.is_some(),
+            })
+        })
+    }
+
+    async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let method = auth_method_text(session.established_by)?;
+        let created = nanos("created_at", session.created_at)?;
+        let seen = nanos("last_seen_at", session.last_seen_at)?;
+        let expires = nanos("expires_at", session.expires_at)?;
+        let ended = opt_nanos("ended_at", session.ended_at)?;
+        let sql = format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        );
+        with_pool!(self, p => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(session.id.as_str())
+            .bind(session.secret_hash.to_hex())
+            .bind(&session.principal)
+            .bind(&method)
+            .bind(created)
+            .bind(seen)
+            .bind(expires)
+            .bind(ended)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(|| format!("session {}", session.id), e)))
+    }
+
+    async fn find_session(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+        with_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.as_str())
+                .fetch_optional(p)
+                .await
+                .map_err(|e| self.error(|| format!("session {id}"), e))?;
+            row.as_ref().map(session).transpose()
+        })
+    }
+
+    async fn touch_session(&self, id: &SessionId, at: Timestamp) -> Result<(), StoreError> {
+        let at_ns = nanos("last_seen_at", at)?;
+        let done = with_pool!(self, p => sqlx::query(
+            "UPDATE sessions SET last_seen_at_ns = $1 WHERE id = $2 AND last_seen_at_ns < $1",
+        )
+        .bind(at_ns)
+        .bind(id.as_str())
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(|e| self.error(|| format!("session {id}"), e))?);
+        if done == 0 && self.find_session(id).await?.is_none() {
+            return Err(StoreError::NotFound {
+                what: format!("session {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn end_session(&self, id: &SessionId, at: Timestamp) -> Result<(), StoreError> {
+        let at_ns = nanos("ended_at", at)?;
+        let done = with_pool!(self, p => sqlx::query(
+            "UPDATE sessions SET ended_at_ns = COALESCE(ended_at_ns, $1) WHERE id = $2",
+        )
+        .bind(at_ns)
+        .bind(id.as_str())
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(|e| self.error(|| format!("session {id}"), e))?);
+        if done == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("session {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn purge_sessions(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let before_ns = nanos("before", before)?;
+        with_pool!(self, p => sqlx::query(
+            "DELETE FROM sessions WHERE expires_at_ns < $1 \
+             OR (ended_at_ns IS NOT NULL AND ended_at_ns < $1)",
+        )
+        .bind(before_ns)
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(|e| self.error(|| "expired sessions".into(), e)))
+    }
+
+    async fn insert_labeled_token(
+        &self,
+        record: &ApiTokenRecord,
+        label: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let roles = json_text("roles", &record.roles)?;
+        let created = nanos("created_at", record.created_at)?;
+        let expires = opt_nanos("expires_at", record.expires_at)?;
+        let revoked = opt_nanos("revoked_at", record.revoked_at)?;
+        let used = opt_nanos("last_used_at", record.last_used_at)?;
+        let sql = format!(
+            "INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        with_pool!(self, p => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(record.id.as_str())
+            .bind(record.secret_hash.to_hex())
+            .bind(&roles)
+            .bind(&record.principal)
+            .bind(created)
+            .bind(expires)
+            .bind(revoked)
+            .bind(used)
+            .bind(label)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(|| format!("API token {}", record.id), e)))
+    }
+
+    async fn list_labeled_tokens(
+        &self,
+        principal: Option<&str>,
+    ) -> Result<Vec<LabeledToken>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ($1 IS NULL OR principal = $1) \
+             ORDER BY created_at_ns, id LIMIT $2"
+        );
+        with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(principal)
+                .bind(page())
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.error(|| "API tokens".into(), e))?;
+            rows.iter().map(labeled_token).collect()
+        })
+    }
+
+    async fn token_label(&self, id: &TokenId) -> Result<Option<String>, StoreError> {
+        with_pool!(self, p => {
+            let label: Option<Option<String>> =
+                sqlx::query_scalar("SELECT label FROM api_tokens WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(p)
+                    .await
+                    .map_err(|e| self.error(|| format!("API token {id}"), e))?;
+            Ok(label.flatten())
+        })
+    }
+}
