@@ -341,6 +341,8 @@ pub struct Engine {
     keyword_prefilter: Option<AhoCorasick>,
     sources: Mutex<HashMap<EventSource, Arc<SourceRules>>>,
     correlations: Vec<ResolvedCorrelation>,
+    /// Declared event sources (field mappings, logsource narrowing): see [`crate::mapping`].
+    pub(crate) source_map: Option<Arc<crate::mapping::SourceMap>>,
 }
 
 struct Builder {
@@ -705,6 +707,7 @@ impl Engine {
             keywords: build_searchers(keyword_needles),
             sources: Mutex::new(HashMap::new()),
             correlations,
+            source_map: None,
         }
     }
 
@@ -780,10 +783,9 @@ impl Engine {
         self.match_event_raw(doc, None, scratch)
     }
 
-    /// Like [`Engine::match_event`], given also the JSON text `doc` was parsed from: keyword
-    /// rules are then prefiltered on the raw text (one fast scan) instead of scanning every
-    /// value of every event.
-    pub fn match_event_raw(
+    /// Matches with the built-in mappings only; [`Engine::match_event_raw`] (in
+    /// [`crate::mapping`]) applies the declared event sources around it.
+    pub(crate) fn match_event_unmapped(
         &self,
         doc: &Value,
         raw: Option<&[u8]>,

@@ -96,7 +96,20 @@ impl Detector {
     /// Matches one event; returns the signals it raises (its own matches and any correlation
     /// it completes).
     pub fn process(&mut self, event: &Value, event_ref: &str) -> Vec<Signal> {
-        let matches = self.engine.match_event(event, &mut self.scratch);
+        self.process_from(event, event_ref, None)
+    }
+
+    /// Like [`Detector::process`] for an event received under the ingestion source name
+    /// `ingest_source` (it selects the event source's field mappings and log source).
+    pub fn process_from(
+        &mut self,
+        event: &Value,
+        event_ref: &str,
+        ingest_source: Option<&str>,
+    ) -> Vec<Signal> {
+        let matches = self
+            .engine
+            .match_event_from(event, None, ingest_source, &mut self.scratch);
         if matches.is_empty() {
             return Vec::new();
         }

@@ -28,5 +28,14 @@ pub fn files() -> Vec<(&'static str, &'static str)> {
             "measurement.yaml",
             include_str!("../example/measurement.yaml"),
         ),
+        ("telemetry.yaml", include_str!("../example/telemetry.yaml")),
+        (
+            "rules/proc_creation_lnx_whoami.yml",
+            include_str!("../example/rules/proc_creation_lnx_whoami.yml"),
+        ),
+        (
+            "rules/proc_creation_win_whoami.yml",
+            include_str!("../example/rules/proc_creation_win_whoami.yml"),
+        ),
     ]
 }

@@ -20,6 +20,7 @@
 //! }
 //! ```
 
+pub mod detection;
 pub mod diagnostic;
 pub mod duration;
 pub mod example;

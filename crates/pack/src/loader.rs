@@ -98,6 +98,8 @@ pub fn load(dir: &Path) -> Result<LoadedPack, PackError> {
     let mut loaded = load_unlinted(dir)?;
     let lint = crate::lint::lint(&loaded.pack);
     loaded.diagnostics.extend(lint);
+    let telemetry = crate::detection::lint(Some(dir), &loaded.pack, &loaded.sources);
+    loaded.diagnostics.extend(telemetry);
     sort_diagnostics(&mut loaded.diagnostics);
     Ok(loaded)
 }
@@ -116,8 +118,11 @@ pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Lo
         builder.add_parsed(&path, path.as_os_str().as_encoded_bytes(), text, parsed);
     }
     let mut loaded = builder.finish();
+    crate::detection::exclude_rule_files(Path::new(""), &mut loaded);
     let lint = crate::lint::lint(&loaded.pack);
     loaded.diagnostics.extend(lint);
+    let telemetry = crate::detection::lint(None, &loaded.pack, &loaded.sources);
+    loaded.diagnostics.extend(telemetry);
     sort_diagnostics(&mut loaded.diagnostics);
     loaded
 }
@@ -209,6 +214,8 @@ pub fn load_unlinted(dir: &Path) -> Result<LoadedPack, PackError> {
         builder.add_parsed(path, relative.as_os_str().as_encoded_bytes(), text, parsed);
     }
     let mut loaded = builder.finish();
+    // Sigma rules in the pack's rule folders are not pack documents.
+    crate::detection::exclude_rule_files(dir, &mut loaded);
     sort_diagnostics(&mut loaded.diagnostics);
     Ok(loaded)
 }
@@ -902,6 +909,8 @@ fn parse_kind(kind: Kind, chunk: &Chunk<'_>) -> Result<Document, serde_saphyr::E
         Kind::Kpi => Document::Kpi(typed(chunk)?),
         Kind::Improvement => Document::Improvement(typed(chunk)?),
         Kind::IdentityProvider => Document::IdentityProvider(typed(chunk)?),
+        Kind::EventSource => Document::EventSource(typed(chunk)?),
+        Kind::DetectionRules => Document::DetectionRules(typed(chunk)?),
     })
 }
 

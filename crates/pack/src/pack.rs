@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::model::{DetectionRules, EventSource};
 use crate::model::{
     Alert, Control, Document, EscalationPolicy, HealthCheck, IdentityProvider, Improvement, Kind,
     Kpi, Maintenance, Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule,
@@ -66,6 +67,8 @@ accessors! {
     kpis, kpi: Kpi;
     improvements, improvement: Improvement;
     identity_providers, identity_provider: IdentityProvider;
+    event_sources, event_source: EventSource;
+    detection_rules, detection_rule_set: DetectionRules;
 }
 
 impl Pack {
