@@ -58,7 +58,8 @@ pub fn lint(pack: &Pack) -> Vec<Diagnostic> {
             out: &mut out,
         };
         match &entry.document {
-            Document::Role(_) | Document::Control(_) => {}
+            Document::Control(_) => {}
+            Document::Role(d) => cx.role(d),
             Document::Person(d) => cx.person(d),
             Document::Team(d) => cx.team(d),
             Document::ReleaseClass(d) => cx.release_class(d),
@@ -377,6 +378,33 @@ impl Cx<'_, '_> {
     }
 
     // --- kinds ---------------------------------------------------------------------------
+
+    /// Permission names must be known: a misspelt one would silently grant nothing.
+    fn role(&mut self, d: &crate::model::Role) {
+        for permission in d.permissions.iter().flatten() {
+            if !crate::model::PERMISSIONS.contains(&permission.as_str()) {
+                let hint = crate::model::PERMISSIONS
+                    .iter()
+                    .min_by_key(|known| edit_distance(known, permission.as_str()))
+                    .filter(|known| edit_distance(known, permission.as_str()) <= 3)
+                    .map_or_else(
+                        || {
+                            format!(
+                                "known permissions: {}",
+                                crate::model::PERMISSIONS.join(", ")
+                            )
+                        },
+                        |known| format!("did you mean `{known}`?"),
+                    );
+                self.error(
+                    "unknown-permission",
+                    permission,
+                    format!("`{}` is not a gatehouse permission", permission.value),
+                    &hint,
+                );
+            }
+        }
+    }
 
     fn person(&mut self, d: &Person) {
         self.references(&d.roles, &[Kind::Role], "roles");

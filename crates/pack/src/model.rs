@@ -203,8 +203,32 @@ document! {
         /// What holders of the role may do, in words; the server maps role ids to permissions.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub responsibilities: Vec<String>,
+        /// Permissions the role grants (names from [`PERMISSIONS`]). When absent, a default role
+        /// id (viewer, submitter, …) keeps its default permissions and any other role has none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub permissions: Option<Vec<Located<String>>>,
     }
 }
+
+/// Every permission name a `Role` may grant; `gatehouse_core::authz::Permission` is the typed
+/// form (a core test keeps the two lists equal), and lint refuses any other name.
+pub const PERMISSIONS: &[&str] = &[
+    "pack.read",
+    "pack.reload",
+    "release.read",
+    "release.create",
+    "evidence.attach",
+    "gate.record",
+    "gate.approve",
+    "gate.bypass",
+    "audit.read",
+    "events.ingest",
+    "signal.read",
+    "token.create",
+    "token.read",
+    "token.revoke",
+    "user.manage",
+];
 
 document! {
     /// A human who signs in, approves, or is paged.

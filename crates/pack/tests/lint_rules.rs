@@ -112,6 +112,7 @@ fixtures!(
     several_unknown_keys,
     wrong_shapes,
     duplicates_and_band_gaps,
+    unknown_permission,
     identity_provider,
 );
 
