@@ -5,72 +5,13 @@
 //! tamper-evident log (a Merkle tree over the entries in sequence order) can be built on top
 //! without renumbering.
 
-use std::fmt;
-use std::str::FromStr;
-
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// How the audited attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditOutcome {
-    /// The action was allowed and took effect.
-    Succeeded,
-    /// Authorization refused the action.
-    Denied,
-    /// The action was allowed but did not complete (invalid input, conflict, backend error).
-    Failed,
-}
-
-impl AuditOutcome {
-    /// The stable lowercase name used in storage and JSON.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Succeeded => "succeeded",
-            Self::Denied => "denied",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for AuditOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that names no [`AuditOutcome`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown audit outcome `{0}` (expected succeeded, denied or failed)")]
-pub struct UnknownAuditOutcome(pub String);
-
-impl FromStr for AuditOutcome {
-    type Err = UnknownAuditOutcome;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "succeeded" => Ok(Self::Succeeded),
-            "denied" => Ok(Self::Denied),
-            "failed" => Ok(Self::Failed),
-            other => Err(UnknownAuditOutcome(other.to_owned())),
-        }
-    }
-}
-
-/// One audited event, as handed to the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    pub at: Timestamp,
-    /// Principal id of whoever acted (`system` for background jobs).
-    pub actor: String,
-    /// Dotted verb naming the action, e.g. `release.create`, `token.revoke`.
-    pub action: String,
-    /// The object acted on, e.g. `release:0190…` or `token:4f2a…`.
-    pub target: String,
-    pub outcome: AuditOutcome,
-    /// Action-specific facts (never secrets).
-    pub detail: serde_json::Value,
-}
+/// How the audited attempt ended, and one audited event as handed to the store. Both are the
+/// ledger's own types: the store hashes exactly what the domain records, through one canonical
+/// encoding (`gatehouse_ledger::entry`), so there is no second definition to keep in step.
+/// `detail` holds action-specific facts and never secrets.
+pub use gatehouse_ledger::entry::{AuditOutcome, AuditRecord, UnknownAuditOutcome};
 
 /// An audit record as stored, with its position in the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

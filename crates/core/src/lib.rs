@@ -6,6 +6,7 @@
 //! the [`store::Store`] port, implemented by `gatehouse-store` for SQLite and PostgreSQL.
 
 pub mod audit;
+pub mod audit_log;
 pub mod authz;
 pub mod clock;
 pub mod events;

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::merkle::{CompactRange, Hash, leaf_hash};
 use crate::sth::{LogSigningKey, SignedTreeHead};
 
-/// How the audited attempt ended. Same variants and spellings as
-/// `gatehouse_core::audit::AuditOutcome`, which this crate mirrors rather than depends on.
+/// How the audited attempt ended (re-exported as `gatehouse_core::audit::AuditOutcome`: one
+/// type, so the stored spelling and the hashed spelling cannot drift apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditOutcome {
@@ -47,8 +47,25 @@ impl fmt::Display for AuditOutcome {
     }
 }
 
-/// One audited event before the ledger places it in the log. Same fields as
-/// `gatehouse_core::audit::AuditRecord`.
+/// A string that names no [`AuditOutcome`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown audit outcome `{0}` (expected succeeded, denied or failed)")]
+pub struct UnknownAuditOutcome(pub String);
+
+impl std::str::FromStr for AuditOutcome {
+    type Err = UnknownAuditOutcome;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "succeeded" => Ok(Self::Succeeded),
+            "denied" => Ok(Self::Denied),
+            "failed" => Ok(Self::Failed),
+            other => Err(UnknownAuditOutcome(other.to_owned())),
+        }
+    }
+}
+
+/// One audited event before the ledger places it in the log (re-exported as
+/// `gatehouse_core::audit::AuditRecord`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// When it happened (passed in: the ledger never reads the clock).

@@ -97,6 +97,41 @@ where
     I: IntoIterator<Item = B>,
     B: AsRef<[u8]>,
 {
+    export_entries(entries, heads, keys, writer, false)
+}
+
+/// [`export`] for entries read from a store that may have been tampered with: each head is
+/// placed after the entry whose `seq` (read from the entry) reaches its tree size, and heads
+/// beyond the last entry are written at the end instead of refusing the export. A store with
+/// deleted rows thus still exports, and [`verify`] names what is missing (a deleted entry from
+/// the hash chain, deleted tail entries from the misplaced heads) instead of the exporter
+/// failing with no file to show. For an intact log the output is identical to [`export`].
+pub fn export_as_stored<W, I, B>(
+    entries: I,
+    heads: &[SignedTreeHead],
+    keys: &[LogVerifyingKey],
+    writer: W,
+) -> Result<ExportSummary, ExportError>
+where
+    W: Write,
+    I: IntoIterator<Item = B>,
+    B: AsRef<[u8]>,
+{
+    export_entries(entries, heads, keys, writer, true)
+}
+
+fn export_entries<W, I, B>(
+    entries: I,
+    heads: &[SignedTreeHead],
+    keys: &[LogVerifyingKey],
+    writer: W,
+    as_stored: bool,
+) -> Result<ExportSummary, ExportError>
+where
+    W: Write,
+    I: IntoIterator<Item = B>,
+    B: AsRef<[u8]>,
+{
     for head in heads {
         if !keys.iter().any(|k| k.key_id() == &head.key_id) {
             return Err(ExportError::HeadKeyMissing {
@@ -142,7 +177,20 @@ where
         out.write_all(bytes)?;
         out.write_all(b"\n")?;
         summary.entries += 1;
-        while let Some(head) = pending.next_if(|h| h.tree_size == summary.entries) {
+        let position = if as_stored {
+            parse_entry_prefix(bytes).map_or(summary.entries, |(seq, _)| seq)
+        } else {
+            summary.entries
+        };
+        while let Some(head) =
+            pending.next_if(|h| h.tree_size == position || (as_stored && h.tree_size < position))
+        {
+            write_record(&mut out, &HeadRecord { head: head.clone() })?;
+            summary.heads += 1;
+        }
+    }
+    if as_stored {
+        for head in pending.by_ref() {
             write_record(&mut out, &HeadRecord { head: head.clone() })?;
             summary.heads += 1;
         }

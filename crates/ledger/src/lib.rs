@@ -57,7 +57,7 @@ pub mod stream;
 
 pub use entry::{AppendedEntry, AuditEntry, AuditOutcome, AuditRecord, Ledger};
 pub use envelope::{Kek, KekId, Keyring, SealedObject, WrappedDataKey, open, rewrap, seal};
-pub use export::{Finding, Problem, VerifyReport, export, verify};
+pub use export::{Finding, Problem, VerifyReport, export, export_as_stored, verify};
 pub use merkle::{
     CompactRange, ConsistencyProof, Hash, InclusionProof, LeafHashSource, consistency_proof,
     consistency_proof_ranges, inclusion_proof, inclusion_proof_ranges, verify_consistency,

@@ -15,11 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use audit_ledger::SqlAuditLedger;
 pub use events::{SqlEventStore, open_with_events};
 pub use gate::{SqlGateStore, open_with_gate};
 pub use identity::{SqlIdentityStore, open_with_identity};
 pub use gatehouse_core::store::{Store, StoreError};
 
+mod audit_ledger;
 mod events;
 mod gate;
 mod identity;

@@ -23,10 +23,6 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
-    /// Appends take a table lock so that `MAX(seq) + 1` cannot be computed twice concurrently;
-    /// readers are not blocked (EXCLUSIVE mode still allows ACCESS SHARE).
-    const AUDIT_APPEND_LOCK: Option<&'static str> = Some("LOCK TABLE audit_log IN EXCLUSIVE MODE");
-
     pub(crate) async fn open(url: &str) -> Result<Self, StoreError> {
         let target = redact_url(url);
         let unavailable = |reason: String| StoreError::Unavailable {

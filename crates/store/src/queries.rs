@@ -345,31 +345,14 @@ macro_rules! impl_store {
                 &self,
                 record: &gatehouse_core::audit::AuditRecord,
             ) -> Result<i64, StoreError> {
-                let what = || format!("audit entry {} {}", record.action, record.target);
-                let detail = crate::rows::json_text("detail", &record.detail)?;
-                let mut tx = self.pool.begin().await.map_err(|e| self.error(what, e))?;
-                if let Some(lock) = Self::AUDIT_APPEND_LOCK {
-                    sqlx::query(lock)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.error(what, e))?;
-                }
-                let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO audit_log (seq, at_ns, actor, action, target, outcome, detail) \
-                     SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5, $6 FROM audit_log \
-                     RETURNING seq",
+                // Placed in the tamper-evident ledger (seq, prev link, leaf hash) under the
+                // append lock: see `audit_ledger.rs`.
+                crate::audit_ledger::AppendAudit::append_audit_entry(
+                    &self.pool,
+                    record,
+                    &self.description,
                 )
-                .bind(crate::rows::nanos("at", record.at)?)
-                .bind(&record.actor)
-                .bind(&record.action)
-                .bind(&record.target)
-                .bind(record.outcome.as_str())
-                .bind(detail)
-                .fetch_one(&mut *tx)
                 .await
-                .map_err(|e| self.error(what, e))?;
-                tx.commit().await.map_err(|e| self.error(what, e))?;
-                Ok(seq)
             }
 
             async fn list_audit(

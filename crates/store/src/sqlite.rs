@@ -28,10 +28,6 @@ pub(crate) struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// SQLite serialises writers itself (a single-statement insert takes the write lock before
-    /// it reads `MAX(seq)`), so audit appends need no extra lock.
-    const AUDIT_APPEND_LOCK: Option<&'static str> = None;
-
     pub(crate) async fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(SQLITE_FILE_NAME);
         let description = format!("SQLite at {}", path.display());

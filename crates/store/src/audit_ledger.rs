@@ -1,0 +1,678 @@
+//! The tamper-evident audit log in the database: hashed appends and the `AuditLedger` port.
+//!
+//! Why here: the seq of an audit entry is assigned by the database, and the entry's canonical
+//! bytes contain that seq and the leaf hash of the entry before it. So the ledger step (place,
+//! encode, hash) must run inside the transaction that holds the append lock, or two writers
+//! could chain onto the same predecessor. [`AppendAudit`] does that for both backends: on
+//! SQLite `BEGIN IMMEDIATE` takes the write lock before the last row is read, on PostgreSQL a
+//! table lock in EXCLUSIVE mode (readers are not blocked). Every writer, the server and the
+//! offline CLI alike, therefore extends one chain, gap-free and in commit order.
+//!
+//! The row keeps its columns as before plus `prev_hash` and `leaf_hash`. The canonical bytes
+//! are not stored: they are re-encoded from the columns whenever they are needed (export,
+//! proofs), with `gatehouse_ledger`'s single encoding, so a column edited behind the store's
+//! back exports as an edited entry, and the offline verifier names it. `detail` is encoded
+//! from its stored text parsed back, both at append and at export, so the bytes hashed at
+//! append are the bytes exported.
+//!
+//! [`SqlAuditLedger`] serves the read side (entries, leaf hashes, compact ranges, signed tree
+//! heads, public keys) from a pool of its own, like the gate and event stores.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use gatehouse_core::audit::{AuditOutcome, AuditRecord};
+use gatehouse_core::audit_log::{AuditLedger, EncodedEntry};
+use gatehouse_core::store::{MAX_PAGE_SIZE, StoreError};
+use gatehouse_ledger::entry::AuditEntry as LedgerEntry;
+use gatehouse_ledger::merkle::leaf_hash;
+use gatehouse_ledger::{CompactRange, Hash, KeyId, LogVerifyingKey, SignedTreeHead};
+use jiff::Timestamp;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::queries::query_error;
+use crate::{CONNECT_TIMEOUT, SQLITE_FILE_NAME, StoreConfig};
+
+/// How long a SQLite writer waits for the write lock (the API's own writes share the file).
+const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Leaf hashes read per query while rebuilding a compact range.
+const LEAF_CHUNK: u64 = 10_000;
+
+/// Columns an entry is encoded from.
+const ENTRY_COLUMNS: &str =
+    "seq, at_ns, actor, action, target, outcome, detail, prev_hash, leaf_hash";
+
+fn corrupt(record: impl Into<String>, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        record: record.into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn to_i64(field: &str, value: u64) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::InvalidValue {
+        field: field.into(),
+        reason: format!("{value} is too large"),
+    })
+}
+
+fn to_u64(record: &str, value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(record, format!("negative number {value}")))
+}
+
+fn parse_hash(record: &str, column: &str, text: &str) -> Result<Hash, StoreError> {
+    Hash::from_hex(text).map_err(|e| corrupt(record, format!("{column}: {e}")))
+}
+
+/// The columns of one `audit_log` row.
+struct EntryRow {
+    seq: i64,
+    at_ns: i64,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    detail: String,
+    prev_hash: Option<String>,
+    leaf_hash: Option<String>,
+}
+
+impl EntryRow {
+    fn read<R>(row: &R) -> Result<EntryRow, sqlx::Error>
+    where
+        R: Row,
+        for<'c> &'c str: sqlx::ColumnIndex<R>,
+        i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(EntryRow {
+            seq: row.try_get("seq")?,
+            at_ns: row.try_get("at_ns")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            target: row.try_get("target")?,
+            outcome: row.try_get("outcome")?,
+            detail: row.try_get("detail")?,
+            prev_hash: row.try_get("prev_hash")?,
+            leaf_hash: row.try_get("leaf_hash")?,
+        })
+    }
+
+    fn record_name(&self) -> String {
+        format!("audit_log {}", self.seq)
+    }
+
+    /// The ledger entry this row stands for, with `prev` given (the row's own `prev_hash`
+    /// when exporting; the predecessor's leaf hash when filling legacy rows).
+    fn entry(&self, prev: Hash) -> Result<LedgerEntry, String> {
+        let seq = u64::try_from(self.seq).map_err(|_| format!("negative seq {}", self.seq))?;
+        let at = Timestamp::from_nanosecond(i128::from(self.at_ns))
+            .map_err(|e| format!("at_ns: {e}"))?;
+        let outcome = AuditOutcome::from_str(&self.outcome).map_err(|e| format!("outcome: {e}"))?;
+        let detail: serde_json::Value =
+            serde_json::from_str(&self.detail).map_err(|e| format!("detail: {e}"))?;
+        Ok(LedgerEntry {
+            seq,
+            prev,
+            record: AuditRecord {
+                at,
+                actor: self.actor.clone(),
+                action: self.action.clone(),
+                target: self.target.clone(),
+                outcome,
+                detail,
+            },
+        })
+    }
+
+    /// Canonical bytes for the export, or, when the row cannot be read back into an entry, a
+    /// line that names the row and can never verify (the verifier reports it).
+    fn encoded(&self) -> Result<EncodedEntry, StoreError> {
+        let record = self.record_name();
+        let seq = to_u64(&record, self.seq)?;
+        let stored_leaf_hash = match &self.leaf_hash {
+            Some(text) => Some(parse_hash(&record, "leaf_hash", text)?),
+            None => None,
+        };
+        let entry = match &self.prev_hash {
+            None => Err("prev_hash is missing".to_owned()),
+            Some(text) => Hash::from_hex(text)
+                .map_err(|e| format!("prev_hash: {e}"))
+                .and_then(|prev| self.entry(prev)),
+        };
+        let bytes = match entry {
+            Ok(entry) => entry.encode(),
+            Err(reason) => serde_json::to_vec(&serde_json::json!({
+                "seq": seq,
+                "unreadable_row": reason,
+            }))
+            .map_err(|e| corrupt(&record, e))?,
+        };
+        Ok(EncodedEntry {
+            seq,
+            bytes,
+            stored_leaf_hash,
+        })
+    }
+}
+
+/// Appends one record as the next ledger entry, inside the caller's pool (SQLite or
+/// PostgreSQL). Used by the `Store` implementations.
+pub(crate) trait AppendAudit {
+    async fn append_audit_entry(
+        &self,
+        record: &AuditRecord,
+        target: &str,
+    ) -> Result<i64, StoreError>;
+}
+
+/// The body of an append, written once for both engines: `$tx` already holds the append lock.
+macro_rules! append_in_tx {
+    ($tx:expr, $record:expr, $target:expr) => {{
+        let record: &AuditRecord = $record;
+        let what = || format!("audit entry {} {}", record.action, record.target);
+        let err = |e: sqlx::Error| query_error($target, what, e);
+        let last = sqlx::query("SELECT seq, leaf_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *$tx)
+            .await
+            .map_err(err)?;
+        let mut last: Option<(i64, Option<String>)> = match last {
+            Some(row) => Some((
+                row.try_get("seq").map_err(err)?,
+                row.try_get("leaf_hash").map_err(err)?,
+            )),
+            None => None,
+        };
+        if let Some((_, None)) = last {
+            // Rows from before migration 0400: hash them once, in order, under this lock.
+            // They are the whole log (every later append is hashed), so an unhashed row
+            // anywhere else was put there behind the store's back: refuse to adopt it.
+            let rows = sqlx::query(
+                "SELECT seq, at_ns, actor, action, target, outcome, detail, prev_hash, leaf_hash \
+                 FROM audit_log ORDER BY seq",
+            )
+            .fetch_all(&mut *$tx)
+            .await
+            .map_err(err)?;
+            let rows = rows
+                .iter()
+                .map(EntryRow::read)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            let first = 1;
+            let mut prev = Hash::ZERO;
+            let mut expected = first;
+            for row in &rows {
+                if row.seq != expected || row.leaf_hash.is_some() || row.prev_hash.is_some() {
+                    return Err(corrupt(
+                        row.record_name(),
+                        "unhashed audit entry: only a log written entirely before the \
+                         tamper-evident ledger (migration 0400) may be hashed after the fact, \
+                         as a gap-free run from seq 1",
+                    ));
+                }
+                let leaf = leaf_hash(
+                    &row.entry(prev)
+                        .map_err(|reason| corrupt(row.record_name(), reason))?
+                        .encode(),
+                );
+                sqlx::query("UPDATE audit_log SET prev_hash = $1, leaf_hash = $2 WHERE seq = $3")
+                    .bind(prev.to_hex())
+                    .bind(leaf.to_hex())
+                    .bind(row.seq)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(err)?;
+                prev = leaf;
+                expected += 1;
+            }
+            last = Some((expected - 1, Some(prev.to_hex())));
+        }
+        let (last_seq, prev) = match last {
+            None => (0, Hash::ZERO),
+            Some((seq, Some(text))) => (
+                seq,
+                parse_hash(&format!("audit_log {seq}"), "leaf_hash", &text)?,
+            ),
+            Some((seq, None)) => {
+                return Err(corrupt(format!("audit_log {seq}"), "leaf_hash is missing"));
+            }
+        };
+        let detail_text = crate::rows::json_text("detail", &record.detail)?;
+        // Hash the detail as it will be read back, so export re-encodes the same bytes.
+        let detail: serde_json::Value =
+            serde_json::from_str(&detail_text).map_err(|e| StoreError::InvalidValue {
+                field: "detail".into(),
+                reason: e.to_string(),
+            })?;
+        let seq = last_seq + 1;
+        let entry = LedgerEntry {
+            seq: to_u64("seq", seq)?,
+            prev,
+            record: AuditRecord {
+                detail,
+                ..record.clone()
+            },
+        };
+        let leaf = leaf_hash(&entry.encode());
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at_ns, actor, action, target, outcome, detail, \
+             prev_hash, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(seq)
+        .bind(crate::rows::nanos("at", record.at)?)
+        .bind(&record.actor)
+        .bind(&record.action)
+        .bind(&record.target)
+        .bind(record.outcome.as_str())
+        .bind(detail_text)
+        .bind(prev.to_hex())
+        .bind(leaf.to_hex())
+        .execute(&mut *$tx)
+        .await
+        .map_err(err)?;
+        Ok::<i64, StoreError>(seq)
+    }};
+}
+
+impl AppendAudit for SqlitePool {
+    async fn append_audit_entry(
+        &self,
+        record: &AuditRecord,
+        target: &str,
+    ) -> Result<i64, StoreError> {
+        let what = || format!("audit entry {} {}", record.action, record.target);
+        // IMMEDIATE: take the write lock before reading the last entry, so no other writer
+        // can chain onto it meanwhile (a deferred transaction would fail to upgrade instead).
+        let mut tx = self
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| query_error(target, what, e))?;
+        let seq = append_in_tx!(tx, record, target)?;
+        tx.commit()
+            .await
+            .map_err(|e| query_error(target, what, e))?;
+        Ok(seq)
+    }
+}
+
+impl AppendAudit for PgPool {
+    async fn append_audit_entry(
+        &self,
+        record: &AuditRecord,
+        target: &str,
+    ) -> Result<i64, StoreError> {
+        let what = || format!("audit entry {} {}", record.action, record.target);
+        let mut tx = self
+            .begin()
+            .await
+            .map_err(|e| query_error(target, what, e))?;
+        // Serialises appenders until commit; readers (ACCESS SHARE) are not blocked.
+        sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| query_error(target, what, e))?;
+        let seq = append_in_tx!(tx, record, target)?;
+        tx.commit()
+            .await
+            .map_err(|e| query_error(target, what, e))?;
+        Ok(seq)
+    }
+}
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to whichever pool this store has; the SQL is the same text for
+/// both engines.
+macro_rules! with_pool {
+    ($self:expr, $p:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// The audit log's Merkle tree, signed heads and log keys in the gatehouse database.
+pub struct SqlAuditLedger {
+    pool: Pool,
+    target: String,
+}
+
+impl SqlAuditLedger {
+    /// Connects to a database that [`crate::open`] has already migrated.
+    pub async fn connect(config: &StoreConfig) -> Result<SqlAuditLedger, StoreError> {
+        match config {
+            StoreConfig::Sqlite { data_dir } => Self::connect_sqlite(data_dir).await,
+            StoreConfig::Postgres { url } => {
+                let target = crate::postgres::redact_url(url);
+                let options =
+                    PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable {
+                        target: target.clone(),
+                        reason: format!("invalid database URL: {e}"),
+                    })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_lazy_with(options);
+                Ok(SqlAuditLedger {
+                    pool: Pool::Postgres(pool),
+                    target,
+                })
+            }
+        }
+    }
+
+    async fn connect_sqlite(data_dir: &Path) -> Result<SqlAuditLedger, StoreError> {
+        let path = data_dir.join(SQLITE_FILE_NAME);
+        let target = path.display().to_string();
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(SQLITE_BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(SqlAuditLedger {
+            pool: Pool::Sqlite(pool),
+            target,
+        })
+    }
+
+    fn error(&self, what: impl FnOnce() -> String, e: sqlx::Error) -> StoreError {
+        query_error(&self.target, what, e)
+    }
+
+    fn head_from_parts(
+        &self,
+        id: i64,
+        tree_size: i64,
+        root_hash: &str,
+        timestamp_ns: i64,
+        key_id: &str,
+        signature: &str,
+    ) -> Result<SignedTreeHead, StoreError> {
+        let record = format!("audit_tree_heads {id}");
+        // Through the ledger's own JSON form, so the stored head reads back exactly as signed.
+        let timestamp = Timestamp::from_nanosecond(i128::from(timestamp_ns))
+            .map_err(|e| corrupt(&record, format!("timestamp_ns: {e}")))?;
+        let json = serde_json::json!({
+            "tree_size": to_u64(&record, tree_size)?,
+            "root_hash": root_hash,
+            "timestamp": timestamp,
+            "key_id": key_id,
+            "signature": signature,
+        });
+        serde_json::from_value(json).map_err(|e| corrupt(&record, e))
+    }
+}
+
+macro_rules! head_columns {
+    () => {
+        "id, tree_size, root_hash, timestamp_ns, key_id, signature"
+    };
+}
+
+macro_rules! read_heads {
+    ($self:expr, $rows:expr) => {{
+        let mut heads = Vec::with_capacity($rows.len());
+        for row in &$rows {
+            let get = |e: sqlx::Error| $self.error(|| "audit tree heads".into(), e);
+            let id: i64 = row.try_get("id").map_err(get)?;
+            let root: String = row.try_get("root_hash").map_err(get)?;
+            let key_id: String = row.try_get("key_id").map_err(get)?;
+            let signature: String = row.try_get("signature").map_err(get)?;
+            heads.push($self.head_from_parts(
+                id,
+                row.try_get("tree_size").map_err(get)?,
+                &root,
+                row.try_get("timestamp_ns").map_err(get)?,
+                &key_id,
+                &signature,
+            )?);
+        }
+        heads
+    }};
+}
+
+#[async_trait]
+impl AuditLedger for SqlAuditLedger {
+    async fn tree_size(&self) -> Result<u64, StoreError> {
+        let max: Option<i64> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT MAX(seq) FROM audit_log")
+                .fetch_one(p)
+                .await
+                .map_err(|e| self.error(|| "audit log size".into(), e))?
+        });
+        to_u64("audit_log", max.unwrap_or(0))
+    }
+
+    async fn encoded_entries(
+        &self,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<EncodedEntry>, StoreError> {
+        let after = to_i64("after_seq", after_seq)?;
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
+        let limit = i64::from(limit.min(MAX_PAGE_SIZE));
+        let rows = with_pool!(self, p => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(p)
+                .await
+                .map_err(|e| self.error(|| "audit log".into(), e))?;
+            rows.iter()
+                .map(EntryRow::read)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.error(|| "audit log".into(), e))?
+        });
+        rows.iter().map(EntryRow::encoded).collect()
+    }
+
+    async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        if end <= start {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, Option<String>)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT seq, leaf_hash FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+            )
+            .bind(to_i64("start", start)?)
+            .bind(to_i64("end", end)?)
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.error(|| "audit leaf hashes".into(), e))?
+        });
+        let mut hashes = Vec::with_capacity(rows.len());
+        let mut expected = start + 1;
+        for (seq, text) in rows {
+            let record = format!("audit_log {seq}");
+            if to_u64(&record, seq)? != expected {
+                return Err(corrupt(
+                    format!("audit_log {expected}"),
+                    "entry is missing (the sequence has a gap)",
+                ));
+            }
+            let text = text.ok_or_else(|| corrupt(&record, "leaf_hash is missing"))?;
+            hashes.push(parse_hash(&record, "leaf_hash", &text)?);
+            expected += 1;
+        }
+        if expected != end + 1 {
+            return Err(StoreError::NotFound {
+                what: format!("audit entry seq {expected} (the log has fewer than {end} entries)"),
+            });
+        }
+        Ok(hashes)
+    }
+
+    async fn compact_range(&self, size: u64) -> Result<CompactRange, StoreError> {
+        let resume: Option<(i64, i64, String)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT id, tree_size, compact_range FROM audit_tree_heads \
+                 WHERE tree_size <= $1 ORDER BY tree_size DESC, id DESC LIMIT 1",
+            )
+            .bind(to_i64("size", size)?)
+            .fetch_optional(p)
+            .await
+            .map_err(|e| self.error(|| "audit tree heads".into(), e))?
+        });
+        let mut range = CompactRange::new();
+        if let Some((id, tree_size, text)) = resume {
+            let record = format!("audit_tree_heads {id}");
+            let hashes: Vec<Hash> = serde_json::from_str(&text).map_err(|e| corrupt(&record, e))?;
+            range = CompactRange::from_parts(to_u64(&record, tree_size)?, hashes)
+                .map_err(|e| corrupt(&record, e))?;
+        }
+        while range.size() < size {
+            let end = size.min(range.size() + LEAF_CHUNK);
+            for leaf in self.leaf_hashes(range.size(), end).await? {
+                range.append(leaf);
+            }
+        }
+        Ok(range)
+    }
+
+    async fn record_tree_head(
+        &self,
+        head: &SignedTreeHead,
+        range: &CompactRange,
+    ) -> Result<(), StoreError> {
+        if range.size() != head.tree_size || range.root() != head.root_hash {
+            return Err(StoreError::InvalidValue {
+                field: "tree head".into(),
+                reason: format!(
+                    "head at size {} does not match the compact range of size {}",
+                    head.tree_size,
+                    range.size()
+                ),
+            });
+        }
+        let signature = serde_json::to_value(head)
+            .ok()
+            .and_then(|v| {
+                v.get("signature")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| StoreError::InvalidValue {
+                field: "signature".into(),
+                reason: "cannot encode".into(),
+            })?;
+        let range_json =
+            serde_json::to_string(range.hashes()).map_err(|e| StoreError::InvalidValue {
+                field: "compact_range".into(),
+                reason: e.to_string(),
+            })?;
+        let timestamp = i64::try_from(head.timestamp.as_nanosecond()).map_err(|_| {
+            StoreError::InvalidValue {
+                field: "timestamp".into(),
+                reason: "outside the storable range".into(),
+            }
+        })?;
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO audit_tree_heads (tree_size, root_hash, timestamp_ns, key_id, \
+                 signature, compact_range) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(to_i64("tree_size", head.tree_size)?)
+            .bind(head.root_hash.to_hex())
+            .bind(timestamp)
+            .bind(head.key_id.as_str())
+            .bind(&signature)
+            .bind(&range_json)
+            .execute(p)
+            .await
+            .map_err(|e| self.error(|| format!("tree head at size {}", head.tree_size), e))?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {
+        let heads = with_pool!(self, p => {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                head_columns!(),
+                " FROM audit_tree_heads ORDER BY tree_size DESC, id DESC LIMIT 1"
+            ))
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.error(|| "audit tree heads".into(), e))?;
+            read_heads!(self, rows)
+        });
+        Ok(heads.into_iter().next())
+    }
+
+    async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError> {
+        Ok(with_pool!(self, p => {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                head_columns!(),
+                " FROM audit_tree_heads ORDER BY tree_size, id"
+            ))
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.error(|| "audit tree heads".into(), e))?;
+            read_heads!(self, rows)
+        }))
+    }
+
+    async fn record_log_key(&self, key: &LogVerifyingKey, at: Timestamp) -> Result<(), StoreError> {
+        with_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO audit_log_keys (key_id, public_key, added_at_ns) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key_id) DO NOTHING",
+            )
+            .bind(key.key_id().as_str())
+            .bind(key.to_base64())
+            .bind(crate::rows::nanos("added_at", at)?)
+            .execute(p)
+            .await
+            .map_err(|e| self.error(|| format!("log key {}", key.key_id()), e))?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    async fn log_keys(&self) -> Result<Vec<LogVerifyingKey>, StoreError> {
+        let rows: Vec<(String, String)> = with_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT key_id, public_key FROM audit_log_keys ORDER BY added_at_ns, key_id",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.error(|| "audit log keys".into(), e))?
+        });
+        rows.into_iter()
+            .map(|(id, public)| {
+                let record = format!("audit_log_keys {id}");
+                let key = LogVerifyingKey::from_base64(&public).map_err(|e| corrupt(&record, e))?;
+                if key.key_id() != &KeyId::of_public_key(&key.to_bytes())
+                    || key.key_id().as_str() != id
+                {
+                    return Err(corrupt(&record, "key id does not match the public key"));
+                }
+                Ok(key)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,509 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The tamper-evident audit log on both backends: hashed appends, proofs, signed heads, the
+//! append-only tables, and tampering done the way an attacker with database access would do it
+//! (switching the triggers off, then editing or deleting rows), which export + verify must name.
+//!
+//! Same harness as `suite.rs`: each case runs on SQLite, and on PostgreSQL in a fresh schema
+//! when `GATEHOUSE_TEST_POSTGRES_URL` is set (otherwise the PostgreSQL test prints "skipped").
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use gatehouse_core::audit::{AuditOutcome, AuditRecord};
+use gatehouse_core::audit_log::{AuditLedger, sign_tree_head};
+use gatehouse_core::store::{Store, StoreError};
+use gatehouse_ledger::export::VerifyReport;
+use gatehouse_ledger::merkle::leaf_hash;
+use gatehouse_ledger::{
+    AuditEntry, ConsistencyProof, Hash, InclusionProof, LogSigningKey, Problem, SignedTreeHead,
+};
+use gatehouse_store::{SqlAuditLedger, StoreConfig, open};
+use jiff::Timestamp;
+use serde_json::json;
+use sqlx::Connection;
+
+const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+enum Backend {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { admin_url: String, schema: String },
+}
+
+struct TestDb {
+    backend: Backend,
+}
+
+impl TestDb {
+    fn sqlite() -> Self {
+        Self {
+            backend: Backend::Sqlite {
+                dir: tempfile::tempdir().unwrap(),
+            },
+        }
+    }
+
+    async fn postgres() -> Option<Self> {
+        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "gh_ledger_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            Timestamp::now().as_millisecond()
+        );
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        Some(Self {
+            backend: Backend::Postgres { admin_url, schema },
+        })
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    fn config(&self) -> StoreConfig {
+        match &self.backend {
+            Backend::Sqlite { dir } => StoreConfig::Sqlite {
+                data_dir: dir.path().join("data"),
+            },
+            Backend::Postgres { admin_url, schema } => {
+                let separator = if admin_url.contains('?') { '&' } else { '?' };
+                StoreConfig::Postgres {
+                    url: format!("{admin_url}{separator}options[search_path]={schema}"),
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> (Arc<dyn Store>, Arc<dyn AuditLedger>) {
+        let store = open(&self.config()).await.unwrap();
+        let ledger = SqlAuditLedger::connect(&self.config()).await.unwrap();
+        (store, Arc::new(ledger))
+    }
+
+    /// Runs `sql` on a separate raw connection, bypassing the store.
+    async fn raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.config() {
+            StoreConfig::Sqlite { data_dir } => {
+                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await?;
+                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
+                conn.close().await?;
+                Ok(done?.rows_affected())
+            }
+            StoreConfig::Postgres { url } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
+                conn.close().await?;
+                Ok(done?.rows_affected())
+            }
+        }
+    }
+
+    /// What an attacker with write access to the database does: switch the append-only
+    /// triggers off around `sql`, in one transaction.
+    async fn tamper(&self, sql: &str) {
+        let script = if self.is_postgres() {
+            format!(
+                "BEGIN; ALTER TABLE audit_log DISABLE TRIGGER USER; {sql}; \
+                 ALTER TABLE audit_log ENABLE TRIGGER USER; COMMIT;"
+            )
+        } else {
+            format!(
+                "BEGIN; DROP TRIGGER audit_log_refuse_update; DROP TRIGGER audit_log_refuse_delete; \
+                 {sql}; \
+                 CREATE TRIGGER audit_log_refuse_update BEFORE UPDATE ON audit_log \
+                 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END; \
+                 CREATE TRIGGER audit_log_refuse_delete BEFORE DELETE ON audit_log \
+                 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END; \
+                 COMMIT;"
+            )
+        };
+        self.raw(&script).await.unwrap();
+    }
+
+    async fn cleanup(self) {
+        if let Backend::Postgres { admin_url, schema } = &self.backend {
+            let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+        }
+    }
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = super::TestDb::sqlite();
+                    super::$case(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(db) = super::TestDb::postgres().await else {
+                        eprintln!("skipped: {} not set", super::POSTGRES_URL_VAR);
+                        return;
+                    };
+                    super::$case(&db).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    concurrent_appends_form_one_hash_chain_and_proofs_verify,
+    signed_heads_and_keys_round_trip,
+    audit_and_ledger_tables_refuse_update_and_delete,
+    modified_row_is_named_by_export_and_verify,
+    deleted_row_is_named_by_export_and_verify,
+    rows_from_before_the_ledger_are_hashed_on_the_next_append,
+    unhashed_row_after_hashed_ones_stops_appends,
+);
+
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_second(second).unwrap()
+}
+
+fn record(i: i64) -> AuditRecord {
+    AuditRecord {
+        at: Timestamp::from_nanosecond(1_800_000_000_123_456_789 + i128::from(i)).unwrap(),
+        actor: format!("user:u{}", i % 3),
+        action: "release.approve".into(),
+        target: format!("release:{i}"),
+        outcome: if i % 5 == 0 {
+            AuditOutcome::Denied
+        } else {
+            AuditOutcome::Succeeded
+        },
+        // Floats, unicode, nested objects and key order: the exported bytes must be the
+        // hashed bytes whatever the detail holds.
+        detail: json!({"z": i, "a": {"ratio": 0.1 + 0.2, "é": "\n\u{1}"}, "n": null}),
+    }
+}
+
+fn key() -> LogSigningKey {
+    LogSigningKey::from_secret_bytes(&[9; 32])
+}
+
+async fn all_entries(ledger: &dyn AuditLedger) -> Vec<gatehouse_core::audit_log::EncodedEntry> {
+    let mut out = Vec::new();
+    loop {
+        let after = out
+            .last()
+            .map_or(0, |e: &gatehouse_core::audit_log::EncodedEntry| e.seq);
+        let page = ledger.encoded_entries(after, 7).await.unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+/// What `gatehouse audit export` + `audit verify` do: sign a head over everything, export
+/// entries, heads and keys, and verify against the trusted key.
+async fn export_and_verify(ledger: &dyn AuditLedger, key: &LogSigningKey) -> VerifyReport {
+    ledger
+        .record_log_key(&key.verifying_key(), at(1_800_000_000))
+        .await
+        .unwrap();
+    let size = ledger.tree_size().await.unwrap();
+    sign_tree_head(ledger, key, size, at(1_900_000_000))
+        .await
+        .unwrap();
+    let entries = all_entries(ledger).await;
+    let heads = ledger.tree_heads().await.unwrap();
+    let keys = ledger.log_keys().await.unwrap();
+    let mut file = Vec::new();
+    gatehouse_ledger::export_as_stored(entries.iter().map(|e| &e.bytes), &heads, &keys, &mut file)
+        .unwrap();
+    gatehouse_ledger::verify(file.as_slice(), Some(&[key.verifying_key()])).unwrap()
+}
+
+async fn concurrent_appends_form_one_hash_chain_and_proofs_verify(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    let mut tasks = Vec::new();
+    for w in 0..4i64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..5 {
+                store.append_audit(&record(w * 5 + i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(ledger.tree_size().await.unwrap(), 20);
+
+    // Every entry is canonical, links to its predecessor, and its stored leaf hash is the
+    // hash of its bytes.
+    let entries = all_entries(ledger.as_ref()).await;
+    assert_eq!(
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<u64>>()
+    );
+    let mut prev = Hash::ZERO;
+    for e in &entries {
+        let decoded = AuditEntry::decode(&e.bytes).unwrap();
+        assert_eq!(decoded.seq, e.seq);
+        assert_eq!(decoded.prev, prev, "seq {}", e.seq);
+        let leaf = leaf_hash(&e.bytes);
+        assert_eq!(e.stored_leaf_hash, Some(leaf));
+        prev = leaf;
+    }
+    let leaves = ledger.leaf_hashes(0, 20).await.unwrap();
+    assert_eq!(leaves.len(), 20);
+    assert_eq!(leaves[19], prev);
+
+    let key = key();
+    let head7 = sign_tree_head(ledger.as_ref(), &key, 7, at(1_800_000_100))
+        .await
+        .unwrap();
+    let head20 = sign_tree_head(ledger.as_ref(), &key, 20, at(1_800_000_200))
+        .await
+        .unwrap();
+    head20.verify(&key.verifying_key()).unwrap();
+    assert_eq!(
+        head20.root_hash,
+        gatehouse_ledger::merkle::root_of_leaf_hashes(&leaves)
+    );
+    // The compact range resumes from the stored head at 7 and must give the same root as a
+    // recomputation from scratch.
+    assert_eq!(
+        ledger.compact_range(20).await.unwrap().root(),
+        head20.root_hash
+    );
+
+    for seq in 1..=20u64 {
+        let proof = InclusionProof::build(&leaves, seq - 1, 20).unwrap();
+        proof
+            .verify(&leaves[(seq - 1) as usize], &head20.root_hash)
+            .unwrap();
+    }
+    let wrong = InclusionProof::build(&leaves, 3, 20).unwrap();
+    assert!(wrong.verify(&leaves[4], &head20.root_hash).is_err());
+    let consistency = ConsistencyProof::build(&leaves, 7, 20).unwrap();
+    consistency
+        .verify(&head7.root_hash, &head20.root_hash)
+        .unwrap();
+
+    let report = export_and_verify(ledger.as_ref(), &key).await;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, 20);
+    assert_eq!(report.heads_verified, 3);
+}
+
+async fn signed_heads_and_keys_round_trip(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    assert_eq!(ledger.latest_tree_head().await.unwrap(), None);
+    assert_eq!(ledger.compact_range(0).await.unwrap().size(), 0);
+    for i in 0..3 {
+        store.append_audit(&record(i)).await.unwrap();
+    }
+    let key = key();
+    let head = sign_tree_head(ledger.as_ref(), &key, 3, at(1_800_000_000))
+        .await
+        .unwrap();
+    let latest = ledger.latest_tree_head().await.unwrap().unwrap();
+    assert_eq!(latest, head);
+    latest.verify(&key.verifying_key()).unwrap();
+    // A head over entries the store does not hold cannot be signed.
+    assert!(matches!(
+        sign_tree_head(ledger.as_ref(), &key, 4, at(1_800_000_000)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // A head that does not match its range is refused.
+    let range = ledger.compact_range(2).await.unwrap();
+    let forged = SignedTreeHead::sign(3, range.root(), at(1), &key);
+    assert!(ledger.record_tree_head(&forged, &range).await.is_err());
+
+    ledger
+        .record_log_key(&key.verifying_key(), at(1))
+        .await
+        .unwrap();
+    ledger
+        .record_log_key(&key.verifying_key(), at(2))
+        .await
+        .unwrap();
+    assert_eq!(ledger.log_keys().await.unwrap(), vec![key.verifying_key()]);
+}
+
+async fn audit_and_ledger_tables_refuse_update_and_delete(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    store.append_audit(&record(1)).await.unwrap();
+    store.append_audit(&record(2)).await.unwrap();
+    let key = key();
+    sign_tree_head(ledger.as_ref(), &key, 2, at(1_800_000_000))
+        .await
+        .unwrap();
+    ledger
+        .record_log_key(&key.verifying_key(), at(1))
+        .await
+        .unwrap();
+    let before = all_entries(ledger.as_ref()).await;
+
+    let mut attempts = vec![
+        "UPDATE audit_log SET actor = 'mallory' WHERE seq = 1",
+        "UPDATE audit_log SET leaf_hash = NULL, prev_hash = NULL WHERE seq = 1",
+        "UPDATE audit_log SET leaf_hash = '00' WHERE seq = 2",
+        "DELETE FROM audit_log WHERE seq = 2",
+        "UPDATE audit_tree_heads SET tree_size = 1",
+        "DELETE FROM audit_tree_heads",
+        "UPDATE audit_log_keys SET public_key = 'x'",
+        "DELETE FROM audit_log_keys",
+    ];
+    if db.is_postgres() {
+        attempts.extend([
+            "TRUNCATE audit_log",
+            "TRUNCATE audit_tree_heads",
+            "TRUNCATE audit_log_keys",
+        ]);
+    }
+    for sql in attempts {
+        let err = db.raw(sql).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(all_entries(ledger.as_ref()).await, before);
+    assert_eq!(ledger.tree_heads().await.unwrap().len(), 1);
+    assert_eq!(ledger.log_keys().await.unwrap().len(), 1);
+}
+
+async fn modified_row_is_named_by_export_and_verify(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    for i in 1..=9 {
+        store.append_audit(&record(i)).await.unwrap();
+    }
+    let key = key();
+    sign_tree_head(ledger.as_ref(), &key, 9, at(1_800_000_000))
+        .await
+        .unwrap();
+    assert!(export_and_verify(ledger.as_ref(), &key).await.is_intact());
+
+    db.tamper("UPDATE audit_log SET actor = 'user:mallory' WHERE seq = 5")
+        .await;
+    let report = export_and_verify(ledger.as_ref(), &key).await;
+    assert!(!report.is_intact(), "{report}");
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| matches!(f.problem, Problem::Modified { seq: Some(5), .. })),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("entry seq 5 was modified"),
+        "{report}"
+    );
+    // Only seq 5 is accused of modification.
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| matches!(f.problem, Problem::Modified { seq: Some(s), .. } if s != 5)),
+        "{report}"
+    );
+}
+
+async fn deleted_row_is_named_by_export_and_verify(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    for i in 1..=6 {
+        store.append_audit(&record(i)).await.unwrap();
+    }
+    let key = key();
+    sign_tree_head(ledger.as_ref(), &key, 6, at(1_800_000_000))
+        .await
+        .unwrap();
+    db.tamper("DELETE FROM audit_log WHERE seq = 3").await;
+    // The store now refuses to build trees over the gap rather than sign around it.
+    assert!(matches!(
+        ledger.leaf_hashes(0, 6).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    let entries = all_entries(ledger.as_ref()).await;
+    let heads = ledger.tree_heads().await.unwrap();
+    let mut file = Vec::new();
+    gatehouse_ledger::export_as_stored(
+        entries.iter().map(|e| &e.bytes),
+        &heads,
+        &[key.verifying_key()],
+        &mut file,
+    )
+    .unwrap();
+    let report = gatehouse_ledger::verify(file.as_slice(), Some(&[key.verifying_key()])).unwrap();
+    assert!(!report.is_intact(), "{report}");
+    assert!(
+        report.findings.iter().any(|f| matches!(
+            f.problem,
+            Problem::Deleted {
+                first_seq: 3,
+                last_seq: 3
+            }
+        )),
+        "{report}"
+    );
+}
+
+async fn rows_from_before_the_ledger_are_hashed_on_the_next_append(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    // Rows as written before migration 0400: no prev_hash, no leaf_hash.
+    db.raw(
+        "INSERT INTO audit_log (seq, at_ns, actor, action, target, outcome, detail) VALUES \
+         (1, 1800000000000000000, 'system', 'pack.load', 'pack:x', 'succeeded', '{\"b\":1,\"a\":2.5}'), \
+         (2, 1800000000000000001, 'alice', 'release.create', 'release:1', 'denied', '{}')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.append_audit(&record(3)).await.unwrap(), 3);
+    let entries = all_entries(ledger.as_ref()).await;
+    assert_eq!(entries.len(), 3);
+    assert!(entries.iter().all(|e| e.stored_leaf_hash.is_some()));
+    let first = AuditEntry::decode(&entries[0].bytes).unwrap();
+    assert_eq!(first.prev, Hash::ZERO);
+    assert_eq!(first.record.actor, "system");
+    let report = export_and_verify(ledger.as_ref(), &key()).await;
+    assert!(report.is_intact(), "{report}");
+    // Filled once: the rows are append-only again.
+    let err = db
+        .raw("UPDATE audit_log SET leaf_hash = NULL, prev_hash = NULL WHERE seq = 1")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+async fn unhashed_row_after_hashed_ones_stops_appends(db: &TestDb) {
+    let (store, _ledger) = db.open().await;
+    store.append_audit(&record(1)).await.unwrap();
+    db.raw(
+        "INSERT INTO audit_log (seq, at_ns, actor, action, target, outcome, detail) VALUES \
+         (2, 0, 'mallory', 'x', 'y', 'succeeded', '{}')",
+    )
+    .await
+    .unwrap();
+    // Fail closed: appending would chain onto a row nobody hashed; the error names it.
+    store.append_audit(&record(3)).await.unwrap_err();
+    match store.append_audit(&record(3)).await.unwrap_err() {
+        StoreError::Corrupt { record, .. } => assert!(record.starts_with("audit_log"), "{record}"),
+        other => panic!("expected Corrupt, got {other}"),
+    }
+}
