@@ -29,7 +29,8 @@ use serde_json::Value;
 
 use crate::condition::Condition;
 use crate::event::{
-    EventView, FieldId, FieldIndex, build_view_for, event_source_key, parse_timestamp,
+    EventView, FieldId, FieldIndex, JsonNode, Val, build_view_for, parse_timestamp, source_key_of,
+    timestamp_of,
 };
 use crate::rule::{
     CorrelationRule, Level, LogSource, RuleSet, SearchIdentifier, Selection, SigmaRule, SourceRef,
@@ -173,6 +174,13 @@ pub struct RuleMatch {
     pub captures: Vec<(String, Option<String>)>,
 }
 
+/// The matches of one JSON line, and the event's timestamp when there are matches.
+#[derive(Debug, Clone, Default)]
+pub struct LineMatches {
+    pub matches: Vec<RuleMatch>,
+    pub timestamp: Option<String>,
+}
+
 /// Per-thread working memory, reused across events so matching does not allocate per atom.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -186,8 +194,10 @@ pub struct Scratch {
     candidates: Vec<u32>,
     /// This thread's copy of the per-source rule lists: no lock or shared refcount per event.
     /// Allocations of the event view, kept between events (emptied, see [`recycle`]).
-    bindings: Vec<(FieldId, &'static Value)>,
-    leaves: Vec<&'static Value>,
+    bindings: Vec<(FieldId, Val<'static>)>,
+    leaves: Vec<Val<'static>>,
+    /// The scanned line of [`Engine::match_json_line`], kept between events.
+    tape: crate::json::Tape,
     windows_sources: rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<i64, Arc<SourceRules>>>,
     unknown_source: Option<Arc<SourceRules>>,
 }
@@ -216,31 +226,16 @@ impl Scratch {
 
 /// Text of a scalar event value (numbers and booleans as JSON writes them).
 pub fn value_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-        _ => None,
-    }
-}
-
-fn value_number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => {
-            let t = s.trim();
-            t.parse::<f64>().ok().or_else(|| {
-                let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"))?;
-                u64::from_str_radix(hex, 16).ok().map(|x| x as f64)
-            })
-        }
-        _ => None,
-    }
+    Val::from(v).text()
 }
 
 /// Extracts a time part from a timestamp value (time modifiers).
 pub fn time_part(v: &Value, part: TimePart) -> Option<f64> {
-    let text = value_text(v)?;
+    val_time_part(Val::from(v), part)
+}
+
+fn val_time_part(v: Val<'_>, part: TimePart) -> Option<f64> {
+    let text = v.text()?;
     let ts = parse_timestamp(&text)?;
     let dt = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC);
     Some(f64::from(match part {
@@ -256,8 +251,12 @@ pub fn time_part(v: &Value, part: TimePart) -> Option<f64> {
 /// Does one event value satisfy a single-value matcher? (Not for `Exists`, `Null`, `FieldRef`,
 /// which look at the field as a whole.) `folded` is the case-folded text when available.
 pub fn value_matches(matcher: &ValueMatcher, v: &Value, folded: Option<&str>) -> bool {
+    val_matches(matcher, Val::from(v), folded)
+}
+
+fn val_matches(matcher: &ValueMatcher, v: Val<'_>, folded: Option<&str>) -> bool {
     match matcher {
-        ValueMatcher::Pattern { pattern, cased } => match value_text(v) {
+        ValueMatcher::Pattern { pattern, cased } => match v.text() {
             Some(text) => {
                 if *cased {
                     pattern.matches(&text)
@@ -270,19 +269,20 @@ pub fn value_matches(matcher: &ValueMatcher, v: &Value, folded: Option<&str>) ->
             }
             None => false,
         },
-        ValueMatcher::Regex(re) => value_text(v).is_some_and(|t| re.is_match(&t)),
+        ValueMatcher::Regex(re) => v.text().is_some_and(|t| re.is_match(&t)),
         ValueMatcher::Compare {
             op,
             value,
             time_part: part,
         } => {
             let left = match part {
-                Some(p) => time_part(v, *p),
-                None => value_number(v),
+                Some(p) => val_time_part(v, *p),
+                None => v.number(),
             };
             left.is_some_and(|l| op.holds(l, *value))
         }
-        ValueMatcher::Cidr(c) => value_text(v)
+        ValueMatcher::Cidr(c) => v
+            .text()
             .and_then(|t| t.trim().parse().ok())
             .is_some_and(|ip| c.contains(ip)),
         ValueMatcher::Exists(_) | ValueMatcher::Null | ValueMatcher::FieldRef { .. } => false,
@@ -291,7 +291,11 @@ pub fn value_matches(matcher: &ValueMatcher, v: &Value, folded: Option<&str>) ->
 
 /// Compares two field values for `fieldref`.
 pub fn fieldref_matches(mode: RefMode, cased: bool, left: &Value, right: &Value) -> bool {
-    let (Some(l), Some(r)) = (value_text(left), value_text(right)) else {
+    val_fieldref_matches(mode, cased, Val::from(left), Val::from(right))
+}
+
+fn val_fieldref_matches(mode: RefMode, cased: bool, left: Val<'_>, right: Val<'_>) -> bool {
+    let (Some(l), Some(r)) = (left.text(), right.text()) else {
         return false;
     };
     let (l, r) = if cased {
@@ -783,6 +787,42 @@ impl Engine {
         self.match_event_raw(doc, None, scratch)
     }
 
+    /// Matches one JSON text (a line of a JSON-lines file) against every rule: the same result
+    /// as parsing it with serde_json and calling [`Engine::match_event_raw`], without building
+    /// a DOM. The line is scanned by [`crate::json`] into a reused tape whose strings borrow
+    /// from the line; what the scanner declines (see there) and events of declared event
+    /// sources go through serde_json. Errors are serde_json's, for reporting.
+    pub fn match_json_line(
+        &self,
+        line: &[u8],
+        scratch: &mut Scratch,
+    ) -> Result<LineMatches, serde_json::Error> {
+        let mapped = self.source_map.as_deref().is_some_and(|m| m.is_active());
+        if !mapped && let Ok(text) = std::str::from_utf8(line) {
+            let mut tape = std::mem::take(&mut scratch.tape);
+            if tape.parse(text) {
+                let root = tape.root(text);
+                let matches = self.match_node(root, Some(line), scratch);
+                let timestamp = if matches.is_empty() {
+                    None
+                } else {
+                    timestamp_of(root)
+                };
+                scratch.tape = tape;
+                return Ok(LineMatches { matches, timestamp });
+            }
+            scratch.tape = tape;
+        }
+        let doc: Value = serde_json::from_slice(line)?;
+        let matches = self.match_event_raw(&doc, Some(line), scratch);
+        let timestamp = if matches.is_empty() {
+            None
+        } else {
+            timestamp_of(&doc)
+        };
+        Ok(LineMatches { matches, timestamp })
+    }
+
     /// Matches with the built-in mappings only; [`Engine::match_event_raw`] (in
     /// [`crate::mapping`]) applies the declared event sources around it.
     pub(crate) fn match_event_unmapped(
@@ -791,7 +831,17 @@ impl Engine {
         raw: Option<&[u8]>,
         scratch: &mut Scratch,
     ) -> Vec<RuleMatch> {
-        let key = event_source_key(doc);
+        self.match_node(doc, raw, scratch)
+    }
+
+    /// Matching over any document node: a parsed `Value` or a scanned line.
+    fn match_node<'d, J: JsonNode<'d>>(
+        &self,
+        doc: J,
+        raw: Option<&[u8]>,
+        scratch: &mut Scratch,
+    ) -> Vec<RuleMatch> {
+        let key = source_key_of(doc);
         let cached = match &key {
             Some((channel, id)) => scratch
                 .windows_sources
@@ -827,7 +877,7 @@ impl Engine {
         };
         let mut view = EventView {
             bindings: recycle(std::mem::take(&mut scratch.bindings)),
-            leaves: recycle_refs(std::mem::take(&mut scratch.leaves)),
+            leaves: recycle_leaves(std::mem::take(&mut scratch.leaves)),
             source: None,
         };
         build_view_for(doc, &self.fields, &mut view, sources.needs_keywords);
@@ -844,7 +894,7 @@ impl Engine {
             {
                 for bi in i..end {
                     let v = view.bindings[bi].1;
-                    if !auto.folded.is_empty() && value_text(v).is_some() {
+                    if !auto.folded.is_empty() && v.has_text() {
                         ensure_folded(scratch, bi, v);
                         let text = std::mem::take(&mut scratch.folded[bi]);
                         for set in &auto.folded {
@@ -853,7 +903,7 @@ impl Engine {
                         scratch.folded[bi] = text;
                     }
                     if !auto.cased.is_empty()
-                        && let Some(text) = value_text(v)
+                        && let Some(text) = v.text()
                     {
                         for set in &auto.cased {
                             self.run_acset(set, &text, scratch);
@@ -878,7 +928,7 @@ impl Engine {
         if keywords_possible && sources.needs_keywords && !self.keywords.is_empty() {
             let mut buf = String::new();
             for leaf in &view.leaves {
-                if let Some(text) = value_text(leaf) {
+                if let Some(text) = leaf.text() {
                     buf.clear();
                     if text.is_ascii() {
                         buf.push_str(&text);
@@ -922,7 +972,7 @@ impl Engine {
                             name.clone(),
                             view.values(*id)
                                 .iter()
-                                .find_map(|(_, v)| value_text(v).map(Cow::into_owned)),
+                                .find_map(|(_, v)| v.text().map(Cow::into_owned)),
                         )
                     })
                     .collect();
@@ -935,7 +985,7 @@ impl Engine {
         }
         scratch.candidates = candidates;
         scratch.bindings = recycle(view.bindings);
-        scratch.leaves = recycle_refs(view.leaves);
+        scratch.leaves = recycle_leaves(view.leaves);
         matches
     }
 
@@ -1052,7 +1102,7 @@ impl Engine {
                 && view
                     .leaves
                     .iter()
-                    .any(|v| value_matches(&atom.matcher, v, None));
+                    .any(|v| val_matches(&atom.matcher, *v, None));
         };
         let range = view.range(field);
         match &atom.matcher {
@@ -1072,17 +1122,17 @@ impl Engine {
                 view.bindings[range].iter().any(|(_, l)| {
                     others
                         .iter()
-                        .any(|(_, r)| fieldref_matches(*mode, *cased, l, r))
+                        .any(|(_, r)| val_fieldref_matches(*mode, *cased, *l, *r))
                 })
             }
             ValueMatcher::Pattern { cased: false, .. } => {
                 for bi in range {
                     let v = view.bindings[bi].1;
-                    if value_text(v).is_none() {
+                    if !v.has_text() {
                         continue;
                     }
                     ensure_folded(scratch, bi, v);
-                    if value_matches(&atom.matcher, v, Some(&scratch.folded[bi])) {
+                    if val_matches(&atom.matcher, v, Some(&scratch.folded[bi])) {
                         return true;
                     }
                 }
@@ -1090,7 +1140,7 @@ impl Engine {
             }
             m => view.bindings[range]
                 .iter()
-                .any(|(_, v)| value_matches(m, v, None)),
+                .any(|(_, v)| val_matches(m, *v, None)),
         }
     }
 
@@ -1115,7 +1165,7 @@ impl Engine {
                     let value = view
                         .values(field)
                         .iter()
-                        .find_map(|(_, v)| value_text(v))
+                        .find_map(|(_, v)| v.text())
                         .map(Cow::into_owned)
                         .unwrap_or_default();
                     out.push(MatchedField {
@@ -1207,13 +1257,13 @@ fn raw_keyword_prefilter(needles: &[Needle], has_lazy_keywords: bool) -> Option<
 /// per-event view does not allocate once warmed up.
 // `filter` would keep the old lifetime; `filter_map` to `None` is what changes the type.
 #[allow(clippy::unnecessary_filter_map)]
-fn recycle<'b, T: ?Sized, U>(v: Vec<(U, &T)>) -> Vec<(U, &'b T)> {
+fn recycle<'b>(v: Vec<(FieldId, Val<'_>)>) -> Vec<(FieldId, Val<'b>)> {
     v.into_iter().filter_map(|_| None).collect()
 }
 
-/// [`recycle`] for a vector of plain references.
+/// [`recycle`] for the keyword leaves.
 #[allow(clippy::unnecessary_filter_map)]
-fn recycle_refs<'b, T: ?Sized>(v: Vec<&T>) -> Vec<&'b T> {
+fn recycle_leaves<'b>(v: Vec<Val<'_>>) -> Vec<Val<'b>> {
     v.into_iter().filter_map(|_| None).collect()
 }
 
@@ -1233,13 +1283,13 @@ fn expr_atoms(e: &Expr) -> Vec<AtomId> {
     out
 }
 
-fn ensure_folded(scratch: &mut Scratch, bi: usize, v: &Value) {
+fn ensure_folded(scratch: &mut Scratch, bi: usize, v: Val<'_>) {
     if scratch.folded_gen[bi] == scratch.generation {
         return;
     }
     let buf = &mut scratch.folded[bi];
     buf.clear();
-    if let Some(text) = value_text(v) {
+    if let Some(text) = v.text() {
         if text.is_ascii() {
             buf.push_str(&text);
             buf.make_ascii_lowercase();

@@ -12,12 +12,156 @@
 //!   XML attributes as `Provider_Name` whether rendered as `Provider_attributes.Name` or
 //!   `Provider.#attributes.Name`, element text from `#text`, and `EventData.Data` lists of
 //!   `{"#attributes": {"Name": …}, "#text": …}` by their `Name`.
+//!
+//! The view is built from any [`JsonNode`]: a parsed `serde_json::Value`, or a node of a line
+//! scanned by [`crate::json`] (no DOM, strings borrowed from the line). Both give the same
+//! bindings, as [`Val`]s.
+
+use std::borrow::Cow;
 
 use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::Value;
 
+use crate::json::{JsonRef, Kind, number_f64, number_text};
 use crate::windows::EventSource;
+
+/// One scalar (or container) event value bound to a field, borrowed from the event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val<'a> {
+    Null,
+    Bool(bool),
+    Str(&'a str),
+    /// A number of a parsed `serde_json::Value`.
+    Number(&'a serde_json::Number),
+    /// A number as written in a scanned line.
+    RawNumber(&'a str),
+    /// An object or an array (bound as a whole, e.g. an empty array or a nested one).
+    Composite,
+}
+
+impl<'a> Val<'a> {
+    /// Text of a scalar (numbers as serde_json prints them, booleans as JSON writes them).
+    pub fn text(self) -> Option<Cow<'a, str>> {
+        match self {
+            Val::Str(s) => Some(Cow::Borrowed(s)),
+            Val::Number(n) => Some(Cow::Owned(n.to_string())),
+            Val::RawNumber(raw) => number_text(raw),
+            Val::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+            Val::Null | Val::Composite => None,
+        }
+    }
+    /// Numeric value: numbers, and strings holding a decimal or `0x` hexadecimal number.
+    pub fn number(self) -> Option<f64> {
+        match self {
+            Val::Number(n) => n.as_f64(),
+            Val::RawNumber(raw) => number_f64(raw),
+            Val::Str(s) => {
+                let t = s.trim();
+                t.parse::<f64>().ok().or_else(|| {
+                    let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X"))?;
+                    u64::from_str_radix(hex, 16).ok().map(|x| x as f64)
+                })
+            }
+            _ => None,
+        }
+    }
+    pub fn is_null(self) -> bool {
+        matches!(self, Val::Null)
+    }
+    /// Whether this is a scalar with text (a string, number or boolean).
+    pub fn has_text(self) -> bool {
+        matches!(
+            self,
+            Val::Str(_) | Val::Number(_) | Val::RawNumber(_) | Val::Bool(_)
+        )
+    }
+}
+
+impl<'a> From<&'a Value> for Val<'a> {
+    fn from(v: &'a Value) -> Val<'a> {
+        match v {
+            Value::Null => Val::Null,
+            Value::Bool(b) => Val::Bool(*b),
+            Value::String(s) => Val::Str(s),
+            Value::Number(n) => Val::Number(n),
+            Value::Array(_) | Value::Object(_) => Val::Composite,
+        }
+    }
+}
+
+/// A JSON document node the view can be built from.
+pub trait JsonNode<'a>: Copy {
+    fn val(self) -> Val<'a>;
+    fn is_object(self) -> bool;
+    fn is_array(self) -> bool;
+    /// An object or array with no members or items.
+    fn is_empty_container(self) -> bool;
+    fn members(self) -> impl Iterator<Item = (&'a str, Self)>;
+    fn items(self) -> impl Iterator<Item = Self>;
+    fn get(self, key: &str) -> Option<Self>;
+}
+
+impl<'a> JsonNode<'a> for &'a Value {
+    fn val(self) -> Val<'a> {
+        Val::from(self)
+    }
+    fn is_object(self) -> bool {
+        self.is_object()
+    }
+    fn is_array(self) -> bool {
+        self.is_array()
+    }
+    fn is_empty_container(self) -> bool {
+        match self {
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        }
+    }
+    fn members(self) -> impl Iterator<Item = (&'a str, Self)> {
+        self.as_object()
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+    fn items(self) -> impl Iterator<Item = Self> {
+        self.as_array().into_iter().flat_map(|a| a.iter())
+    }
+    fn get(self, key: &str) -> Option<Self> {
+        self.as_object().and_then(|m| m.get(key))
+    }
+}
+
+impl<'a> JsonNode<'a> for JsonRef<'a> {
+    fn val(self) -> Val<'a> {
+        match self.kind() {
+            Kind::Null => Val::Null,
+            Kind::True => Val::Bool(true),
+            Kind::False => Val::Bool(false),
+            Kind::Num => Val::RawNumber(self.text().unwrap_or("0")),
+            Kind::Str | Kind::StrBuf => Val::Str(self.text().unwrap_or("")),
+            Kind::Obj | Kind::Arr => Val::Composite,
+        }
+    }
+    fn is_object(self) -> bool {
+        self.kind() == Kind::Obj
+    }
+    fn is_array(self) -> bool {
+        self.kind() == Kind::Arr
+    }
+    fn is_empty_container(self) -> bool {
+        JsonRef::is_empty_container(&self)
+    }
+    fn members(self) -> impl Iterator<Item = (&'a str, Self)> {
+        JsonRef::members(self)
+    }
+    fn items(self) -> impl Iterator<Item = Self> {
+        JsonRef::items(self)
+    }
+    fn get(self, key: &str) -> Option<Self> {
+        JsonRef::get(self, key)
+    }
+}
 
 /// Index of a field name used by some rule.
 pub type FieldId = u32;
@@ -78,18 +222,16 @@ enum Ctx {
 #[derive(Debug, Default)]
 pub struct EventView<'a> {
     /// (field, value) pairs, sorted by field once built.
-    pub bindings: Vec<(FieldId, &'a Value)>,
+    pub bindings: Vec<(FieldId, Val<'a>)>,
     /// Every scalar in the event, for keyword (field-less) search.
-    pub leaves: Vec<&'a Value>,
+    pub leaves: Vec<Val<'a>>,
     pub source: Option<EventSource>,
 }
 
 impl<'a> EventView<'a> {
     /// The values bound to `field` (a slice of `bindings`).
-    pub fn values(&self, field: FieldId) -> &[(FieldId, &'a Value)] {
-        let start = self.bindings.partition_point(|(f, _)| *f < field);
-        let end = start + self.bindings[start..].partition_point(|(f, _)| *f == field);
-        &self.bindings[start..end]
+    pub fn values(&self, field: FieldId) -> &[(FieldId, Val<'a>)] {
+        &self.bindings[self.range(field)]
     }
     pub fn range(&self, field: FieldId) -> std::ops::Range<usize> {
         let start = self.bindings.partition_point(|(f, _)| *f < field);
@@ -98,10 +240,11 @@ impl<'a> EventView<'a> {
     }
 }
 
-fn bind<'a>(out: &mut Vec<(FieldId, &'a Value)>, id: FieldId, v: &'a Value) {
-    match v {
-        Value::Array(items) if !items.is_empty() => out.extend(items.iter().map(|i| (id, i))),
-        _ => out.push((id, v)),
+fn bind<'a, J: JsonNode<'a>>(out: &mut Vec<(FieldId, Val<'a>)>, id: FieldId, v: J) {
+    if v.is_array() && !v.is_empty_container() {
+        out.extend(v.items().map(|i| (id, i.val())));
+    } else {
+        out.push((id, v.val()));
     }
 }
 
@@ -113,8 +256,8 @@ pub fn build_view<'a>(doc: &'a Value, index: &FieldIndex, view: &mut EventView<'
 
 /// Builds the view; `with_leaves` false skips collecting scalars for keyword search (when no
 /// applicable rule has keywords). Does not set `source`.
-pub fn build_view_for<'a>(
-    doc: &'a Value,
+pub fn build_view_for<'a, J: JsonNode<'a>>(
+    doc: J,
     index: &FieldIndex,
     view: &mut EventView<'a>,
     with_leaves: bool,
@@ -122,63 +265,62 @@ pub fn build_view_for<'a>(
     view.bindings.clear();
     view.leaves.clear();
     let mut name_buf = String::new();
-    let mut stack: Vec<(&'a Value, Option<&TrieNode>, Ctx)> =
-        vec![(doc, Some(&index.trie), Ctx::Root)];
+    let mut stack: Vec<(J, Option<&TrieNode>, Ctx)> = vec![(doc, Some(&index.trie), Ctx::Root)];
+    let leaf = |v: Val<'a>, leaves: &mut Vec<Val<'a>>| {
+        if with_leaves && !v.is_null() {
+            leaves.push(v);
+        }
+    };
     while let Some((value, node, ctx)) = stack.pop() {
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    let tnode = node.and_then(|n| n.children.get(key.as_str()));
-                    if let Some(id) = tnode.and_then(|n| n.field) {
-                        bind(&mut view.bindings, id, child);
-                    }
-                    if ctx == Ctx::Short {
-                        bind_short(key, child, index, &mut view.bindings, &mut name_buf);
-                    }
-                    let child_ctx = match (ctx, key.as_str()) {
-                        (Ctx::Root, "Event") => Ctx::EventRoot,
-                        (Ctx::EventRoot, "System" | "EventData") => Ctx::Short,
-                        (Ctx::EventRoot, "UserData") => Ctx::UserData,
-                        (Ctx::UserData, _) => Ctx::Short,
-                        _ => Ctx::Plain,
-                    };
-                    match child {
-                        Value::Object(_) | Value::Array(_) => stack.push((child, tnode, child_ctx)),
-                        Value::Null => {}
-                        _ if with_leaves => view.leaves.push(child),
-                        _ => {}
-                    }
+        if value.is_object() {
+            for (key, child) in value.members() {
+                let tnode = node.and_then(|n| n.children.get(key));
+                if let Some(id) = tnode.and_then(|n| n.field) {
+                    bind(&mut view.bindings, id, child);
+                }
+                if ctx == Ctx::Short {
+                    bind_short(key, child, index, &mut view.bindings, &mut name_buf);
+                }
+                let child_ctx = match (ctx, key) {
+                    (Ctx::Root, "Event") => Ctx::EventRoot,
+                    (Ctx::EventRoot, "System" | "EventData") => Ctx::Short,
+                    (Ctx::EventRoot, "UserData") => Ctx::UserData,
+                    (Ctx::UserData, _) => Ctx::Short,
+                    _ => Ctx::Plain,
+                };
+                if child.is_object() || child.is_array() {
+                    stack.push((child, tnode, child_ctx));
+                } else {
+                    leaf(child.val(), &mut view.leaves);
                 }
             }
-            Value::Array(items) => {
-                for item in items {
-                    match item {
-                        Value::Object(_) | Value::Array(_) => stack.push((item, node, ctx)),
-                        Value::Null => {}
-                        _ if with_leaves => view.leaves.push(item),
-                        _ => {}
-                    }
+        } else if value.is_array() {
+            for item in value.items() {
+                if item.is_object() || item.is_array() {
+                    stack.push((item, node, ctx));
+                } else {
+                    leaf(item.val(), &mut view.leaves);
                 }
             }
-            _ if with_leaves => view.leaves.push(value),
-            _ => {}
+        } else {
+            leaf(value.val(), &mut view.leaves);
         }
     }
     view.bindings.sort_by_key(|(f, _)| *f);
 }
 
 /// Binds one child of `Event.System` / `Event.EventData` under its short Windows name.
-fn bind_short<'a>(
+fn bind_short<'a, J: JsonNode<'a>>(
     key: &str,
-    child: &'a Value,
+    child: J,
     index: &FieldIndex,
-    out: &mut Vec<(FieldId, &'a Value)>,
+    out: &mut Vec<(FieldId, Val<'a>)>,
     buf: &mut String,
 ) {
     if let Some(base) = key.strip_suffix("_attributes")
-        && let Value::Object(attrs) = child
+        && child.is_object()
     {
-        for (a, av) in attrs {
+        for (a, av) in child.members() {
             buf.clear();
             buf.push_str(base);
             buf.push('_');
@@ -189,13 +331,15 @@ fn bind_short<'a>(
         }
         return;
     }
-    match child {
-        Value::Object(obj) if obj.contains_key("#attributes") || obj.contains_key("#text") => {
-            if let (Some(id), Some(text)) = (index.get(key), obj.get("#text")) {
+    if child.is_object() {
+        let text = child.get("#text");
+        let attributes = child.get("#attributes");
+        if text.is_some() || attributes.is_some() {
+            if let (Some(id), Some(text)) = (index.get(key), text) {
                 bind(out, id, text);
             }
-            if let Some(Value::Object(attrs)) = obj.get("#attributes") {
-                for (a, av) in attrs {
+            if let Some(attrs) = attributes.filter(|a| a.is_object()) {
+                for (a, av) in attrs.members() {
                     buf.clear();
                     buf.push_str(key);
                     buf.push('_');
@@ -205,57 +349,60 @@ fn bind_short<'a>(
                     }
                 }
             }
+            return;
         }
-        Value::Array(items) if key == "Data" => {
-            // <Data Name="X">v</Data> rendered as a list of objects.
-            for item in items {
-                if let Value::Object(obj) = item {
-                    let name = obj
-                        .get("#attributes")
-                        .and_then(|a| a.get("Name"))
-                        .or_else(|| obj.get("Name"))
-                        .and_then(Value::as_str);
-                    if let Some(id) = name.and_then(|n| index.get(n)) {
-                        bind(out, id, obj.get("#text").unwrap_or(&Value::Null));
+    } else if child.is_array() && key == "Data" {
+        // <Data Name="X">v</Data> rendered as a list of objects.
+        for item in child.items() {
+            if item.is_object() {
+                let name = item
+                    .get("#attributes")
+                    .and_then(|a| a.get("Name"))
+                    .or_else(|| item.get("Name"))
+                    .and_then(|n| match n.val() {
+                        Val::Str(s) => Some(s),
+                        _ => None,
+                    });
+                if let Some(id) = name.and_then(|n| index.get(n)) {
+                    match item.get("#text") {
+                        Some(text) => bind(out, id, text),
+                        None => out.push((id, Val::Null)),
                     }
                 }
             }
-            if let Some(id) = index.get(key) {
-                bind(out, id, child);
-            }
         }
-        _ => {
-            if let Some(id) = index.get(key) {
-                bind(out, id, child);
-            }
-        }
+    }
+    if let Some(id) = index.get(key) {
+        bind(out, id, child);
     }
 }
 
-fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Object(o) => o.get("#text").and_then(scalar_text),
+fn scalar_text<'a, J: JsonNode<'a>>(v: J) -> Option<Cow<'a, str>> {
+    match v.val() {
+        Val::Str(s) => Some(Cow::Borrowed(s)),
+        Val::Number(_) | Val::RawNumber(_) => v.val().text(),
+        Val::Composite if v.is_object() => v.get("#text").and_then(scalar_text),
         _ => None,
     }
 }
 
 /// Channel (borrowed when it is a plain string) and event id of a Windows event, without
 /// allocating in the common case: the per-event cache lookup uses it.
-pub fn event_source_key(doc: &Value) -> Option<(std::borrow::Cow<'_, str>, i64)> {
+pub fn event_source_key(doc: &Value) -> Option<(Cow<'_, str>, i64)> {
+    source_key_of(doc)
+}
+
+/// [`event_source_key`] for any document node.
+pub fn source_key_of<'a, J: JsonNode<'a>>(doc: J) -> Option<(Cow<'a, str>, i64)> {
     let system = doc.get("Event").and_then(|e| e.get("System"));
     let (channel, eid) = match system {
         Some(s) => (s.get("Channel")?, s.get("EventID")?),
         None => (doc.get("Channel")?, doc.get("EventID")?),
     };
-    let channel = match channel {
-        Value::String(c) => std::borrow::Cow::Borrowed(c.as_str()),
-        other => std::borrow::Cow::Owned(scalar_text(other)?),
-    };
-    let eid = match eid {
-        Value::Number(n) => n.as_i64()?,
-        other => scalar_text(other)?.trim().parse::<i64>().ok()?,
+    let channel = scalar_text(channel)?;
+    let eid = match eid.val() {
+        Val::Number(n) => n.as_i64()?,
+        _ => scalar_text(eid)?.trim().parse::<i64>().ok()?,
     };
     Some((channel, eid))
 }
@@ -263,23 +410,22 @@ pub fn event_source_key(doc: &Value) -> Option<(std::borrow::Cow<'_, str>, i64)>
 /// Channel and event id of a Windows event, from `Event.System` or from top-level
 /// `Channel`/`EventID` (flattened exports).
 pub fn event_source(doc: &Value) -> EventSource {
-    let system = doc.get("Event").and_then(|e| e.get("System"));
-    let (channel, eid) = match system {
-        Some(s) => (s.get("Channel"), s.get("EventID")),
-        None => (doc.get("Channel"), doc.get("EventID")),
-    };
-    match (
-        channel.and_then(scalar_text),
-        eid.and_then(scalar_text)
-            .and_then(|t| t.trim().parse::<i64>().ok()),
-    ) {
-        (Some(channel), Some(event_id)) => EventSource::Windows { channel, event_id },
-        _ => EventSource::Unknown,
+    match source_key_of(doc) {
+        Some((channel, event_id)) => EventSource::Windows {
+            channel: channel.into_owned(),
+            event_id,
+        },
+        None => EventSource::Unknown,
     }
 }
 
 /// The event's time, from the usual places (Windows `TimeCreated`, `@timestamp`, …).
 pub fn event_timestamp(doc: &Value) -> Option<String> {
+    timestamp_of(doc)
+}
+
+/// [`event_timestamp`] for any document node.
+pub fn timestamp_of<'a, J: JsonNode<'a>>(doc: J) -> Option<String> {
     let system = doc.get("Event").and_then(|e| e.get("System"));
     let candidates = [
         system
@@ -302,11 +448,14 @@ pub fn event_timestamp(doc: &Value) -> Option<String> {
             .and_then(|e| e.get("EventData"))
             .and_then(|d| d.get("UtcTime")),
     ];
-    candidates.into_iter().flatten().find_map(|v| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    })
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|v| match v.val() {
+            Val::Str(s) => Some(s.to_owned()),
+            Val::Number(_) | Val::RawNumber(_) => v.val().text().map(Cow::into_owned),
+            _ => None,
+        })
 }
 
 /// Parses the timestamp formats seen in event logs: RFC 3339, `YYYY-MM-DD HH:MM:SS[.fff]`
@@ -348,7 +497,7 @@ mod tests {
         index.get(name).map_or_else(Vec::new, |id| {
             view.values(id)
                 .iter()
-                .filter_map(|(_, v)| scalar_text(v))
+                .filter_map(|(_, v)| v.text().map(Cow::into_owned))
                 .collect()
         })
     }
@@ -415,6 +564,55 @@ mod tests {
         assert_eq!(texts(&view, &idx, "a.b"), vec!["x"]);
         assert_eq!(texts(&view, &idx, "tags"), vec!["p", "q"]);
         assert_eq!(view.source, Some(EventSource::Unknown));
+    }
+
+    /// A scanned line binds exactly what its parsed `Value` binds, for both Windows shapes,
+    /// `UserData`, dotted paths and arrays, and gives the same source and timestamp.
+    #[test]
+    fn scanned_lines_bind_like_parsed_values() {
+        let names = [
+            "EventID",
+            "Provider_Name",
+            "CommandLine",
+            "Event.System.Channel",
+            "EventID_Qualifiers",
+            "Param1",
+            "a.b",
+            "tags",
+            "Empty",
+        ];
+        let idx = index(&names);
+        let lines = [
+            r#"{"Event":{"System":{"Provider_attributes":{"Name":"P"},"EventID":1,"Channel":"C","TimeCreated_attributes":{"SystemTime":"2019-08-14T14:06:44Z"}},"EventData":{"CommandLine":"x \"q\" \u00e9","Empty":[]}}}"#,
+            r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"P"}},"EventID":{"#text":1,"#attributes":{"Qualifiers":16384}},"Channel":"C"},"EventData":{"Data":[{"#attributes":{"Name":"CommandLine"},"#text":"x"},{"#attributes":{"Name":"Param1"}}]}}}"##,
+            r#"{"Event":{"System":{"EventID":1102,"Channel":"Security"},"UserData":{"LogFileCleared":{"Param1":"adm"}}}}"#,
+            r#"{"a":{"b":["x",1.50,-0,true,null]},"tags":["p",["q"]],"EventID":"7","Channel":"c"}"#,
+        ];
+        let mut tape = crate::json::Tape::default();
+        for line in lines {
+            let doc: Value = serde_json::from_str(line).unwrap();
+            assert!(tape.parse(line), "{line}");
+            let root = tape.root(line);
+            let (mut a, mut b) = (EventView::default(), EventView::default());
+            build_view_for(&doc, &idx, &mut a, true);
+            build_view_for(root, &idx, &mut b, true);
+            for name in names {
+                let mut x = texts(&a, &idx, name);
+                let mut y = texts(&b, &idx, name);
+                x.sort();
+                y.sort();
+                assert_eq!(x, y, "{name} in {line}");
+                let id = idx.get(name).unwrap();
+                assert_eq!(a.values(id).len(), b.values(id).len(), "{name} in {line}");
+            }
+            let mut x: Vec<_> = a.leaves.iter().filter_map(|v| v.text()).collect();
+            let mut y: Vec<_> = b.leaves.iter().filter_map(|v| v.text()).collect();
+            x.sort();
+            y.sort();
+            assert_eq!(x, y, "{line}");
+            assert_eq!(source_key_of(&doc), source_key_of(root));
+            assert_eq!(timestamp_of(&doc), timestamp_of(root));
+        }
     }
 
     #[test]

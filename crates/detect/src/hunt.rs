@@ -276,15 +276,20 @@ fn process_chunk(
                     );
                     continue;
                 }
-                match serde_json::from_slice::<Value>(bytes) {
-                    Ok(doc) => {
+                // Scanned without building a DOM (serde_json decides what the scanner declines).
+                match engine.match_json_line(bytes, scratch) {
+                    Ok(found) => {
                         result.events += 1;
-                        let origin = Origin {
-                            file,
-                            location: Location::Line(*line),
-                            raw: Some(bytes),
-                        };
-                        match_doc(engine, &doc, origin, scratch, &mut result.detections);
+                        for m in found.matches {
+                            result.detections.push(Detection {
+                                rule: m.rule,
+                                file: file.to_owned(),
+                                location: Location::Line(*line),
+                                timestamp: found.timestamp.clone(),
+                                fields: m.fields,
+                                captures: m.captures,
+                            });
+                        }
                     }
                     Err(e) => {
                         let tail = if *unterminated && e.is_eof() {

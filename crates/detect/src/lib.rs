@@ -14,6 +14,7 @@ pub mod correlation;
 pub mod engine;
 pub mod event;
 pub mod hunt;
+pub mod json;
 pub mod mapping;
 pub mod rule;
 pub mod stream;

@@ -350,6 +350,12 @@ proptest! {
             let mut with_raw: Vec<usize> = engine.match_event_raw(&doc, Some(&raw), &mut scratch).iter().map(|m| m.rule).collect();
             with_raw.sort_unstable();
             prop_assert_eq!(&with_raw, &got, "raw prefilter changed the result for {}", doc);
+            // The scanned-line path (no DOM) must give the same matches, compact or pretty.
+            for text in [raw.clone(), serde_json::to_vec_pretty(&doc).unwrap()] {
+                let mut scanned: Vec<usize> = engine.match_json_line(&text, &mut scratch).unwrap().matches.iter().map(|m| m.rule).collect();
+                scanned.sort_unstable();
+                prop_assert_eq!(&scanned, &got, "scanned line changed the result for {}", doc);
+            }
             let want: Vec<usize> = set.rules.iter().enumerate().filter(|(_, r)| reference::matches(r, e)).map(|(i, _)| i).collect();
             prop_assert_eq!(&got, &want, "event {}\nrules:\n{}", doc, rules.join("---\n"));
         }
