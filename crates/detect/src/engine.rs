@@ -139,6 +139,10 @@ struct SourceRules {
     applicable: Vec<bool>,
     untriggered: Vec<u32>,
     needs_keywords: bool,
+    /// The raw-text keyword prefilter built from the keyword needles of this source's
+    /// applicable rules only (most keyword rules are for one channel, so for most events
+    /// this is a handful of needles, or none).
+    keyword_prefilter: Option<AhoCorasick>,
     /// Fields named by at least one applicable rule: the others are not scanned.
     fields: Vec<bool>,
 }
@@ -196,6 +200,8 @@ pub struct Scratch {
     /// Allocations of the event view, kept between events (emptied, see [`recycle`]).
     bindings: Vec<(FieldId, Val<'static>)>,
     leaves: Vec<Val<'static>>,
+    /// The raw line in ASCII lowercase, for the keyword prefilter.
+    lowered_line: Vec<u8>,
     /// The scanned line of [`Engine::match_json_line`], kept between events.
     tape: crate::json::Tape,
     windows_sources: rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<i64, Arc<SourceRules>>>,
@@ -770,10 +776,41 @@ impl Engine {
                 }
             }
         }
+        // Same validity conditions as the plan-wide prefilter: only when that one exists (all
+        // keyword atoms are automaton needles the raw scan cannot miss).
+        let keyword_prefilter = if needs_keywords && self.keyword_prefilter.is_some() {
+            let mut needles: Vec<Needle> = Vec::new();
+            for (r, a) in self.rules.iter().zip(&applicable) {
+                if !*a || !r.uses_keywords {
+                    continue;
+                }
+                for atom in expr_atoms(&r.expr) {
+                    if let Some(Atom {
+                        field: None,
+                        matcher: ValueMatcher::Pattern { pattern, .. },
+                        ..
+                    }) = self.atoms.get(atom as usize)
+                        && let Shape::Exact(l)
+                        | Shape::Prefix(l)
+                        | Shape::Suffix(l)
+                        | Shape::Contains(l)
+                        | Shape::Glob { required: Some(l) } = pattern.shape()
+                    {
+                        needles.push((l.to_owned(), atom, UseKind::Contains));
+                    }
+                }
+            }
+            needles.sort_by(|x, y| x.0.cmp(&y.0));
+            needles.dedup_by(|x, y| x.0 == y.0);
+            lowered_keyword_prefilter(&needles)
+        } else {
+            None
+        };
         let s = Arc::new(SourceRules {
             applicable,
             untriggered,
             needs_keywords,
+            keyword_prefilter,
             fields,
         });
         if let Ok(mut cache) = self.sources.lock() {
@@ -880,7 +917,29 @@ impl Engine {
             leaves: recycle_leaves(std::mem::take(&mut scratch.leaves)),
             source: None,
         };
-        build_view_for(doc, &self.fields, &mut view, sources.needs_keywords);
+        // Keyword rules need every scalar of the event, unless the raw text rules them out.
+        let keywords_possible = sources.needs_keywords
+            && !self.keywords.is_empty()
+            && match (raw, &sources.keyword_prefilter) {
+                (Some(raw), Some(prefilter)) => {
+                    // `\u` and `\/` escapes could hide a needle from the raw scan: scan values
+                    // then. The only characters whose lowercase contains ASCII letters are the
+                    // Kelvin sign (to `k`) and the capital I with dot (to `i` + U+0307).
+                    memchr::memmem::find(raw, b"\\u").is_some()
+                        || memchr::memmem::find(raw, b"\\/").is_some()
+                        || (!raw.is_ascii()
+                            && (memchr::memmem::find(raw, "\u{212A}".as_bytes()).is_some()
+                                || memchr::memmem::find(raw, "\u{130}".as_bytes()).is_some()))
+                        || {
+                            let lower = &mut scratch.lowered_line;
+                            lower.clear();
+                            lower.extend(raw.iter().map(u8::to_ascii_lowercase));
+                            prefilter.is_match(lower.as_slice())
+                        }
+                }
+                _ => true,
+            };
+        build_view_for(doc, &self.fields, &mut view, keywords_possible);
         scratch.begin(self.atoms.len(), self.rules.len(), view.bindings.len());
         let generation = scratch.generation;
 
@@ -914,18 +973,7 @@ impl Engine {
             i = end;
         }
 
-        let keywords_possible = match (raw, &self.keyword_prefilter) {
-            (Some(raw), Some(prefilter)) => {
-                // `\u` and `\/` escapes could hide a needle from the raw scan: scan values then.
-                // Non-ASCII text could fold to an ASCII needle (e.g. the Kelvin sign to `k`).
-                !raw.is_ascii()
-                    || memchr::memmem::find(raw, b"\\u").is_some()
-                    || memchr::memmem::find(raw, b"\\/").is_some()
-                    || prefilter.is_match(raw)
-            }
-            _ => true,
-        };
-        if keywords_possible && sources.needs_keywords && !self.keywords.is_empty() {
+        if keywords_possible {
             let mut buf = String::new();
             for leaf in &view.leaves {
                 if let Some(text) = leaf.text() {
@@ -1232,23 +1280,51 @@ fn build_all_automata(per_field: Vec<FieldNeedles>) -> Vec<FieldAutomata> {
 /// matched in their canonical form, which may differ from the input's), or keyword atoms
 /// that are not automaton-driven (`cased`).
 fn raw_keyword_prefilter(needles: &[Needle], has_lazy_keywords: bool) -> Option<AhoCorasick> {
-    if needles.is_empty() || has_lazy_keywords {
+    if needles.is_empty() || has_lazy_keywords || !needles.iter().all(prefilterable) {
         return None;
     }
-    let mut escaped = Vec::new();
-    for (needle, _, _) in needles {
-        let numeric = needle
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
-        if !needle.is_ascii() || needle.chars().any(|c| c.is_ascii_control()) || numeric {
-            return None;
-        }
-        escaped.push(needle.replace('\\', "\\\\").replace('"', "\\\""));
-    }
+    let escaped: Vec<String> = needles
+        .iter()
+        .map(|(needle, _, _)| needle.replace('\\', "\\\\").replace('"', "\\\""))
+        .collect();
     AhoCorasick::builder()
         .ascii_case_insensitive(true)
         .kind(Some(AhoCorasickKind::DFA))
         .build(&escaped)
+        .ok()
+}
+
+/// Whether the raw text of a line cannot hide this keyword needle: ASCII without control
+/// characters, and not purely numeric (numbers are matched in their canonical form, which
+/// may differ from the input's).
+fn prefilterable((needle, _, _): &Needle) -> bool {
+    let numeric = needle
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
+    needle.is_ascii() && !needle.chars().any(|c| c.is_ascii_control()) && !numeric
+}
+
+/// The per-source form of [`raw_keyword_prefilter`] (same validity conditions): needles in
+/// ASCII lowercase, searched case-sensitively in a lowercased copy of the line, which lets the
+/// automaton use its vectorised literal prefilters (a case-insensitive automaton walks every
+/// byte).
+fn lowered_keyword_prefilter(needles: &[Needle]) -> Option<AhoCorasick> {
+    if needles.is_empty() || !needles.iter().all(prefilterable) {
+        return None;
+    }
+    let lowered: Vec<String> = needles
+        .iter()
+        .map(|(n, _, _)| {
+            n.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .to_ascii_lowercase()
+        })
+        .collect();
+    // Leftmost-first: only "is there a match" is asked, and unlike the standard match kind it
+    // lets the crate use its SIMD multi-literal (Teddy) prefilter.
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(&lowered)
         .ok()
 }
 

@@ -615,6 +615,17 @@ mod tests {
         }
     }
 
+    /// The engine's raw keyword prefilter treats only these two non-ASCII characters as able
+    /// to fold into ASCII needle text: check that no other character does.
+    #[test]
+    fn only_two_characters_lowercase_to_ascii() {
+        let found: Vec<char> = (0x80..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.to_lowercase().any(|l| l.is_ascii()))
+            .collect();
+        assert_eq!(found, vec!['\u{130}', '\u{212A}']);
+    }
+
     #[test]
     fn timestamps_parse() {
         assert!(parse_timestamp("2019-08-14T14:06:44.495674Z").is_some());

@@ -249,7 +249,7 @@ fn selection_yaml() -> impl Strategy<Value = String> {
         }
         out
     };
-    let keywords = prop::collection::vec(prop::sample::select(vec!["ab", "b*c", "x-y", "A"]), 1..3)
+    let keywords = prop::collection::vec(prop::sample::select(vec!["ab", "b*c", "x-y", "A", "ke", "xi"]), 1..3)
         .prop_map(|ks| {
             ks.iter()
                 .map(|k| format!("        - {}\n", quote(k)))
@@ -317,7 +317,12 @@ fn event() -> impl Strategy<Value = Map<String, Value>> {
             "x\u{2013}y",
             "é",
             "É",
-            "first\nab"
+            "first\nab",
+            // Non-ASCII characters whose lowercase is (or contains) ASCII: the raw keyword
+            // prefilter must not miss them.
+            "\u{212A}ey",
+            "x\u{130}y",
+            "a\u{212A}"
         ])
         .prop_map(|s| Value::String(s.to_owned())),
         (0i64..12).prop_map(Value::from),
