@@ -159,7 +159,11 @@ impl SourceMap {
                     });
                 }
             }
-            if config.recognize.as_ref().is_some_and(|r| r.field.is_empty()) {
+            if config
+                .recognize
+                .as_ref()
+                .is_some_and(|r| r.field.is_empty())
+            {
                 return Err(MappingError::EmptyRecognition {
                     source_id: config.id.clone(),
                 });
@@ -213,14 +217,16 @@ impl SourceMap {
         {
             return Some(i);
         }
-        if let Some(i) = self.sources.iter().position(|s| {
-            match (&s.recognize_path, &s.config.recognize) {
-                (Some(path), Some(r)) => {
-                    lookup(doc, path).and_then(text_of).as_deref() == Some(r.equals.as_str())
-                }
-                _ => false,
-            }
-        }) {
+        if let Some(i) =
+            self.sources
+                .iter()
+                .position(|s| match (&s.recognize_path, &s.config.recognize) {
+                    (Some(path), Some(r)) => {
+                        lookup(doc, path).and_then(text_of).as_deref() == Some(r.equals.as_str())
+                    }
+                    _ => false,
+                })
+        {
             return Some(i);
         }
         if event_source_key(doc).is_some() {

@@ -27,9 +27,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
-use gatehouse_detect::mapping::{
-    FieldMapping, MappingError, Recognition, SourceConfig, SourceMap,
-};
+use gatehouse_detect::mapping::{FieldMapping, MappingError, Recognition, SourceConfig, SourceMap};
 use gatehouse_detect::rule::{LoadOptions, LogSource, RuleSet};
 
 use crate::diagnostic::{Diagnostic, Location, Sources};

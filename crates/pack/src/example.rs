@@ -34,8 +34,8 @@ pub fn files() -> Vec<(&'static str, &'static str)> {
             include_str!("../example/rules/proc_creation_lnx_whoami.yml"),
         ),
         (
-            "rules/proc_creation_win_whoami.yml",
-            include_str!("../example/rules/proc_creation_win_whoami.yml"),
+            "rules/proc_creation_win_certutil_download.yml",
+            include_str!("../example/rules/proc_creation_win_certutil_download.yml"),
         ),
     ]
 }

@@ -73,7 +73,11 @@ fn alert_naming_an_unknown_rule_and_a_broken_rule_file() {
     let broken = find(d, "sigma-rule-not-loaded");
     assert_eq!(broken.len(), 1, "{text}");
     let (file, line, _) = at(broken[0]);
-    assert_eq!((Path::new(&file), line), (Path::new("rules/broken.yml"), 6), "{text}");
+    assert_eq!(
+        (Path::new(&file), line),
+        (Path::new("rules/broken.yml"), 6),
+        "{text}"
+    );
     assert!(broken[0].message.contains("nosuchmodifier"), "{text}");
 
     // Naming the rule that exists clears the finding.
@@ -87,6 +91,10 @@ fn alert_naming_an_unknown_rule_and_a_broken_rule_file() {
 fn duplicate_event_source_ids_are_refused() {
     let text = "kind: EventSource\nid: auditd\n---\nkind: EventSource\nid: auditd\n";
     let loaded = load_files([("s.yaml", text)]);
-    assert!(loaded.has_errors(), "{}", render::text(&loaded.diagnostics, &loaded.sources));
+    assert!(
+        loaded.has_errors(),
+        "{}",
+        render::text(&loaded.diagnostics, &loaded.sources)
+    );
     assert_eq!(loaded.pack.event_sources().count(), 1);
 }

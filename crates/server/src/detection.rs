@@ -9,14 +9,17 @@
 //! transaction: after a crash it resumes where the last commit left off, and a replayed batch
 //! cannot duplicate signals (one per rule and event).
 //!
-//! The pack declares no event sources or rule folders yet, so the rule folders come from the
-//! server's `--rules` option and field mappings are the detect crate's defaults (Windows event
-//! logs out of the box). Rules are compiled at start and again whenever the served pack changes
-//! (a reload), so a reload also picks up edited rule files; a rule that does not load is logged
-//! with its file and line, never dropped silently.
+//! Rules come from the pack's `DetectionRules` folders plus the server's `--rules` paths; field
+//! mappings, log sources and retention from the pack's `EventSource` documents (Windows event
+//! logs work out of the box through the built-in `windows` source). Rules are compiled at start
+//! and again whenever the served pack changes (a reload; rule files are part of the pack
+//! digest, so editing one is a change); a rule that does not load is logged with its file and
+//! line, never dropped silently. A recompilation that would lose a rule the plan in force has
+//! (a folder that cannot be read, a rule file that no longer loads) is refused and the old plan
+//! kept, as a pack reload keeps the old pack.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +95,10 @@ pub enum DetectionError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the pack's Sigma rules: {0}")]
+    PackRules(#[from] gatehouse_pack::detection::RulesError),
+    #[error("the pack's event sources are invalid: {0}")]
+    Sources(#[from] gatehouse_detect::mapping::MappingError),
     #[error("the rule compiler task failed: {0}")]
     Task(String),
 }
@@ -106,17 +113,23 @@ pub struct CompiledRules {
     pub problems: usize,
     /// Sigma rule id → ids of the pack's `Alert` documents whose trigger names it.
     pub alerts_by_rule: HashMap<String, Vec<String>>,
+    /// Files (and lines) of the documents that did not load: a recompilation may not add any.
+    pub problem_files: BTreeSet<String>,
+    /// Retention of the pack's event sources that set one.
+    pub retention: BTreeMap<String, SignedDuration>,
 }
 
 /// Loads and compiles the rules (blocking: call from a blocking context). Every document
 /// that does not load is logged with its file, line and reason.
 pub fn compile_rules(
     paths: &[PathBuf],
+    pack_dir: &Path,
     pack: &Pack,
     pack_digest: &str,
 ) -> Result<CompiledRules, DetectionError> {
     let mut set = RuleSet::default();
     let options = LoadOptions::default();
+    gatehouse_pack::detection::load_rules(pack_dir, pack, &options, &mut set)?;
     for path in paths {
         set.add_path(path, &options)
             .map_err(|source| DetectionError::Rules {
@@ -137,7 +150,8 @@ pub fn compile_rules(
                 .push(alert.id.value.clone());
         }
     }
-    let engine = Engine::compile(&set);
+    let sources = gatehouse_pack::detection::source_map(pack)?;
+    let engine = Engine::compile(&set).with_source_map(sources);
     tracing::info!(
         loaded = set.loaded(),
         problems = set.problems.len(),
@@ -150,6 +164,12 @@ pub fn compile_rules(
         loaded: set.loaded(),
         problems: set.problems.len(),
         alerts_by_rule,
+        problem_files: set
+            .problems
+            .iter()
+            .map(|p| format!("{}:{}", p.file, p.line))
+            .collect(),
+        retention: gatehouse_pack::detection::retention_by_source(pack),
     })
 }
 
@@ -175,6 +195,19 @@ impl Detection {
         self.rules.load_full()
     }
 
+    /// How long events of `source` are kept: `--source-retention`, else the pack's
+    /// `EventSource` retention, else the default (30 days).
+    pub fn retention_of(&self, source: &str) -> SignedDuration {
+        if let Some(keep) = self.config.source_retention.get(source) {
+            return *keep;
+        }
+        self.rules()
+            .retention
+            .get(source)
+            .copied()
+            .unwrap_or(self.config.default_retention)
+    }
+
     /// Tells the worker that new events were committed.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -190,8 +223,9 @@ pub async fn start(
 ) -> Result<Arc<Detection>, DetectionError> {
     let snapshot = state.pack();
     let paths = config.rule_paths.clone();
+    let pack_dir = state.pack_source().dir().to_path_buf();
     let compiled = tokio::task::spawn_blocking(move || {
-        compile_rules(&paths, &snapshot.pack, &snapshot.digest)
+        compile_rules(&paths, &pack_dir, &snapshot.pack, &snapshot.digest)
     })
     .await
     .map_err(|e| DetectionError::Task(e.to_string()))??;
@@ -261,10 +295,31 @@ async fn recompile_if_pack_changed(state: &AppState, detection: &Detection) -> O
     }
     let paths = detection.config.rule_paths.clone();
     let pack = Arc::clone(&snapshot);
-    let compiled =
-        tokio::task::spawn_blocking(move || compile_rules(&paths, &pack.pack, &pack.digest)).await;
+    let pack_dir = state.pack_source().dir().to_path_buf();
+    let compiled = tokio::task::spawn_blocking(move || {
+        compile_rules(&paths, &pack_dir, &pack.pack, &pack.digest)
+    })
+    .await;
+    let current = detection.rules();
     let outcome = match compiled {
-        Ok(Ok(rules)) => Ok(rules),
+        Ok(Ok(rules)) => {
+            let broken: Vec<&String> = rules
+                .problem_files
+                .difference(&current.problem_files)
+                .collect();
+            if broken.is_empty() {
+                Ok(rules)
+            } else {
+                Err(format!(
+                    "rules that no longer load: {}",
+                    broken
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     };
@@ -288,13 +343,14 @@ async fn recompile_if_pack_changed(state: &AppState, detection: &Detection) -> O
             // Keep matching with the rules in force; remember the digest so a broken rule
             // folder is not recompiled (and logged) on every batch.
             tracing::error!(%reason, "cannot recompile the Sigma rules; keeping the current ones");
-            let current = detection.rules();
             detection.rules.store(Arc::new(CompiledRules {
                 engine: Arc::clone(&current.engine),
                 pack_digest: snapshot.digest.clone(),
                 loaded: current.loaded,
                 problems: current.problems,
                 alerts_by_rule: current.alerts_by_rule.clone(),
+                problem_files: current.problem_files.clone(),
+                retention: current.retention.clone(),
             }));
             audit::append_or_log(
                 state,
@@ -402,7 +458,7 @@ fn match_events(
             }
         };
         let reference = event.id.to_string();
-        for s in detector.process(&doc, &reference) {
+        for s in detector.process_from(&doc, &reference, Some(&event.source)) {
             out.push(NewSignal {
                 alerts: alerts_by_rule.get(&s.rule_id).cloned().unwrap_or_default(),
                 rule_id: s.rule_id,
@@ -461,7 +517,7 @@ pub async fn enforce_retention(
     // decide what detection sees.
     let processed_up_to = detection.events.detection_cursor(DETECTOR).await?;
     for source in detection.events.event_sources().await? {
-        let keep = detection.config.retention_of(&source);
+        let keep = detection.retention_of(&source);
         let Ok(cutoff) = now.checked_sub(keep) else {
             continue;
         };

@@ -69,6 +69,31 @@ pub fn normalize(
     }
 }
 
+/// For an event a declared (non-Windows) source of the pack claims: the event with the
+/// source's field mappings applied, and the source id (ECS `event.dataset`). `None` for
+/// Windows events (mapped field by field above) and events no declared source claims.
+pub fn map_declared(
+    sources: &gatehouse_detect::mapping::SourceMap,
+    event: &Value,
+    ingest_source: &str,
+) -> Option<(Map<String, Value>, String)> {
+    let index = sources.identify(event, Some(ingest_source))?;
+    let id = sources.config(index)?.id.clone();
+    if id == gatehouse_detect::mapping::WINDOWS_SOURCE {
+        return None;
+    }
+    let mapped = sources.map_event(index, event).unwrap_or_else(|| event.clone());
+    match mapped {
+        Value::Object(map) => Some((map, id)),
+        _ => None,
+    }
+}
+
+/// Sets ECS `event.dataset` (the pack's event source id) unless the event has one.
+pub fn set_dataset(doc: &mut Value, dataset: &str) {
+    set(doc, "event.dataset", Value::String(dataset.to_owned()));
+}
+
 /// A Windows event's fields by their short (Sigma) names.
 struct WindowsFields {
     system: BTreeMap<String, Value>,

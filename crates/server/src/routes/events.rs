@@ -18,6 +18,7 @@ use gatehouse_core::audit::AuditOutcome;
 use gatehouse_core::events::{DEFAULT_SOURCE, NewEvent, Signal, SignalQuery, valid_source_name};
 use gatehouse_core::store::MAX_PAGE_SIZE;
 use gatehouse_detect::event::{event_timestamp, parse_timestamp};
+use gatehouse_detect::mapping::SourceMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -100,7 +101,9 @@ pub async fn ingest_events(
     }
     let received_at = state.clock().now();
     let body = read_body(detection, &headers, body).await?;
-    let (events, rejected, rejected_count) = parse_ndjson(&body, &source, received_at);
+    let rules = detection.rules();
+    let (events, rejected, rejected_count) =
+        parse_ndjson_with(&body, &source, received_at, rules.engine.source_map());
     drop(body);
 
     let ids = if events.is_empty() {
@@ -211,6 +214,17 @@ pub fn parse_ndjson(
     source: &str,
     received_at: jiff::Timestamp,
 ) -> (Vec<NewEvent>, Vec<RejectedLine>, u64) {
+    parse_ndjson_with(body, source, received_at, None)
+}
+
+/// [`parse_ndjson`] with the pack's event sources: an event a declared source claims is
+/// normalized with that source's field mappings applied (see `docs/events.md`).
+pub fn parse_ndjson_with(
+    body: &[u8],
+    source: &str,
+    received_at: jiff::Timestamp,
+    sources: Option<&SourceMap>,
+) -> (Vec<NewEvent>, Vec<RejectedLine>, u64) {
     let mut events = Vec::new();
     let mut rejected = Vec::new();
     let mut rejected_count = 0u64;
@@ -252,14 +266,22 @@ pub fn parse_ndjson(
             .as_deref()
             .and_then(parse_timestamp)
             .filter(|t| i64::try_from(t.as_nanosecond()).is_ok());
-        let Value::Object(doc) = as_value else {
-            continue;
+        let ecs = match sources.and_then(|m| ecs::map_declared(m, &as_value, source)) {
+            Some((mapped, dataset)) => {
+                let mut ecs = ecs::normalize(&mapped, event_time, received_at);
+                ecs::set_dataset(&mut ecs, &dataset);
+                ecs
+            }
+            None => match &as_value {
+                Value::Object(doc) => ecs::normalize(doc, event_time, received_at),
+                _ => continue,
+            },
         };
         events.push(NewEvent {
             source: source.to_owned(),
             received_at,
             event_time,
-            ecs: ecs::normalize(&doc, event_time, received_at),
+            ecs,
             raw: text.trim().to_owned(),
         });
     }
