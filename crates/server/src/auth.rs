@@ -29,6 +29,10 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Already authenticated by the route catalog's access check (crate::catalog).
+        if let Some(done) = parts.extensions.get::<Self>() {
+            return Ok(done.clone());
+        }
         match authenticate(parts, state).await {
             Ok(principal) => Ok(Self(principal)),
             Err(Refusal { reason, token_id }) => {
@@ -43,6 +47,17 @@ impl FromRequestParts<AppState> for Authenticated {
                     &format!("route:{} {route}", parts.method),
                     AuditOutcome::Denied,
                     json!({ "reason": reason, "token_id": token_id }),
+                )
+                .await;
+                crate::security_events::emit(
+                    state,
+                    crate::security_events::SecurityEvent::new(
+                        crate::security_events::Category::Authentication,
+                        crate::security_events::action::AUTHENTICATION_FAILED,
+                        crate::security_events::Outcome::Failure,
+                    )
+                    .reason(reason.clone())
+                    .field("gatehouse.token_id", json!(token_id)),
                 )
                 .await;
                 tracing::info!(%reason, route, "authentication refused");

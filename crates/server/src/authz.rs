@@ -1,174 +1,104 @@
-//! Authorization: which roles may do what, denying anything not granted.
+//! Authorization adapter: asks core's [`gatehouse_core::authz::authorize`] with the policy of the
+//! pack in force, and turns a refusal into a 403 that is audited and emitted as a security event.
 //!
-//! This is the foundation's fixed role → permission table over the default roles; the security
-//! issue moves the table into the pack and the check into core. Each handler names the one
-//! [`Permission`] it needs, and [`require`] audits every denial.
+//! The decision itself lives in core (roles and permissions from the pack, service scope), so the
+//! same rule holds for every entry point. The route catalog ([`crate::catalog`]) checks each
+//! route's permission before the handler runs; handlers call [`require`] again for the exact
+//! target and [`require_service`] once they know a release's service.
 
 use gatehouse_core::audit::AuditOutcome;
+use gatehouse_core::authz::{self, Denial};
 use gatehouse_core::identity::Principal;
 use serde_json::json;
 
+pub use gatehouse_core::authz::{Permission, Policy, Resource};
+
 use crate::audit;
 use crate::error::ApiError;
+use crate::security_events::{self, Category, Outcome, SecurityEvent};
 use crate::state::AppState;
 
-/// Something a principal may be allowed to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    PackRead,
-    PackReload,
-    ReleaseRead,
-    ReleaseCreate,
-    AuditRead,
-    EventIngest,
-    SignalRead,
-    EvidenceAttach,
-    GateRecord,
-    GateApprove,
-    GateBypass,
+/// Whether `principal` holds `permission` under the pack in force (no audit, no service check).
+pub fn allows(state: &AppState, principal: &Principal, permission: Permission) -> bool {
+    state.pack().policy.allows(principal, permission)
 }
 
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PackRead => "pack.read",
-            Self::PackReload => "pack.reload",
-            Self::ReleaseRead => "release.read",
-            Self::ReleaseCreate => "release.create",
-            Self::AuditRead => "audit.read",
-            Self::EventIngest => "events.ingest",
-            Self::SignalRead => "signal.read",
-            Self::EvidenceAttach => "evidence.attach",
-            Self::GateRecord => "gate.record",
-            Self::GateApprove => "gate.approve",
-            Self::GateBypass => "gate.bypass",
-        }
-    }
-
-    /// Roles that hold this permission (`admin` holds every permission).
-    fn granted_to(self) -> &'static [&'static str] {
-        const READERS: &[&str] = &[
-            "viewer",
-            "submitter",
-            "approver",
-            "security-lead",
-            "ciso",
-            "operator",
-            "auditor",
-        ];
-        match self {
-            Self::PackRead | Self::ReleaseRead => READERS,
-            Self::PackReload => &["operator"],
-            Self::ReleaseCreate => &["submitter"],
-            Self::AuditRead => &["auditor", "security-lead", "ciso"],
-            // Log shippers run with an operator token; signals are for the security team.
-            Self::EventIngest => &["operator"],
-            Self::SignalRead => &["security-lead", "ciso", "operator", "auditor"],
-            // Pipelines attach evidence with a submitter token.
-            Self::EvidenceAttach => &["submitter"],
-            // Requirement statuses, risks and exceptions; the gate's decision functions then
-            // check the role each record needs (an exception's approver role, a deferral's).
-            Self::GateRecord => &["submitter", "approver", "security-lead", "ciso"],
-            Self::GateApprove => &["approver", "security-lead", "ciso"],
-            // Bypassing the gate is its own permission, never implied by approving.
-            Self::GateBypass => &["ciso"],
-        }
-    }
-}
-
-/// Whether `principal` holds `permission`.
-pub fn allows(principal: &Principal, permission: Permission) -> bool {
-    principal.has_role("admin")
-        || permission
-            .granted_to()
-            .iter()
-            .any(|role| principal.has_role(role))
-}
-
-/// Refuses (403) and audits the attempt unless `principal` holds `permission`.
+/// Refuses (403) and audits the attempt unless `principal` holds `permission`. For a
+/// release-scoped permission the service is not known yet; call [`require_service`] once it is.
 pub async fn require(
     state: &AppState,
     principal: &Principal,
     permission: Permission,
     target: &str,
 ) -> Result<(), ApiError> {
-    if allows(principal, permission) {
-        return Ok(());
+    check(state, principal, permission, &Resource::Unresolved, target).await
+}
+
+/// [`require`] on the releases of `service`: also refuses a principal confined to other services.
+pub async fn require_service(
+    state: &AppState,
+    principal: &Principal,
+    permission: Permission,
+    service: &str,
+    target: &str,
+) -> Result<(), ApiError> {
+    check(
+        state,
+        principal,
+        permission,
+        &Resource::Service(service),
+        target,
+    )
+    .await
+}
+
+async fn check(
+    state: &AppState,
+    principal: &Principal,
+    permission: Permission,
+    resource: &Resource<'_>,
+    target: &str,
+) -> Result<(), ApiError> {
+    let policy = &state.pack().policy;
+    match authz::authorize(policy, principal, permission, resource) {
+        Ok(()) => Ok(()),
+        Err(denial) => {
+            deny(state, principal, permission, target, &denial).await;
+            Err(ApiError::Forbidden(denial.to_string()))
+        }
     }
+}
+
+/// Records a denial in the audit log and as a security event.
+async fn deny(
+    state: &AppState,
+    principal: &Principal,
+    permission: Permission,
+    target: &str,
+    denial: &Denial,
+) {
     audit::append_or_log(
         state,
         &principal.id,
         permission.as_str(),
         target,
         AuditOutcome::Denied,
-        json!({ "roles": principal.roles, "reason": "permission not granted" }),
+        json!({ "roles": principal.roles, "reason": denial.reason() }),
     )
     .await;
-    Err(ApiError::Forbidden(format!(
-        "{} may not {}: none of its roles ({}) grants it",
-        principal.id,
-        permission.as_str(),
-        if principal.roles.is_empty() {
-            "none".to_owned()
-        } else {
-            principal.roles.join(", ")
-        }
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use gatehouse_core::identity::AuthMethod;
-
-    use super::*;
-
-    fn with_roles(roles: &[&str]) -> Principal {
-        Principal {
-            id: "p".into(),
-            display: "p".into(),
-            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-            auth_method: AuthMethod::ApiToken,
-            service_scope: None,
-        }
-    }
-
-    #[test]
-    fn admin_holds_every_permission() {
-        let admin = with_roles(&["admin"]);
-        for p in [
-            Permission::PackRead,
-            Permission::PackReload,
-            Permission::ReleaseRead,
-            Permission::ReleaseCreate,
-            Permission::AuditRead,
-            Permission::EventIngest,
-            Permission::SignalRead,
-            Permission::EvidenceAttach,
-            Permission::GateRecord,
-            Permission::GateApprove,
-            Permission::GateBypass,
-        ] {
-            assert!(allows(&admin, p), "{}", p.as_str());
-        }
-    }
-
-    #[test]
-    fn viewer_reads_but_cannot_change_anything() {
-        let viewer = with_roles(&["viewer"]);
-        assert!(allows(&viewer, Permission::ReleaseRead));
-        assert!(!allows(&viewer, Permission::ReleaseCreate));
-        assert!(!allows(&viewer, Permission::PackReload));
-        assert!(!allows(&viewer, Permission::AuditRead));
-        assert!(!allows(&viewer, Permission::EventIngest));
-        assert!(!allows(&viewer, Permission::SignalRead));
-        assert!(!allows(&viewer, Permission::GateApprove));
-        assert!(!allows(&viewer, Permission::GateBypass));
-    }
-
-    #[test]
-    fn no_roles_means_no_permissions() {
-        let nobody = with_roles(&[]);
-        assert!(!allows(&nobody, Permission::PackRead));
-        assert!(!allows(&nobody, Permission::ReleaseRead));
-    }
+    security_events::emit(
+        state,
+        SecurityEvent::new(
+            Category::Iam,
+            security_events::action::PERMISSION_DENIED,
+            Outcome::Failure,
+        )
+        .user(principal.id.clone())
+        .reason(denial.reason())
+        .field("user.roles", json!(principal.roles))
+        .field("gatehouse.permission", permission.as_str())
+        .field("gatehouse.target", target)
+        .field("gatehouse.auth_method", json!(principal.auth_method)),
+    )
+    .await;
 }

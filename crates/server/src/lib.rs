@@ -10,16 +10,20 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod catalog;
 pub mod clock;
 pub mod detection;
 pub mod ecs;
 pub mod error;
+pub mod hardening;
 pub mod json_body;
 pub mod metrics;
 pub mod openapi;
 pub mod pack_state;
 pub mod routes;
+pub mod security_events;
 pub mod state;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,7 +33,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use gatehouse_core::audit::AuditOutcome;
 use gatehouse_core::clock::Clock;
 use gatehouse_core::store::{Store, StoreError};
@@ -51,6 +54,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Reload the pack when the process receives SIGHUP.
     pub reload_on_sighup: bool,
+    /// Serve HTTPS with this certificate and key (rustls) instead of plain HTTP.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +64,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             reload_on_sighup: true,
+            tls: None,
         }
     }
 }
@@ -80,6 +86,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Binds the listening socket; separate from [`run`] so the caller can report the actual
@@ -124,48 +132,13 @@ pub async fn prepare(
 
 /// The full router: open operational endpoints plus the authenticated `/api/v1` API.
 pub fn router(state: AppState, config: &ServerConfig) -> Router {
-    let api = Router::new()
-        .route("/pack", get(routes::pack::get_pack))
-        .route("/pack/reload", post(routes::pack::reload_pack))
-        .route(
-            "/releases",
-            get(routes::releases::list_releases).post(routes::releases::create_release),
-        )
-        .route("/releases/{id}", get(routes::releases::get_release))
-        .route("/audit", get(routes::audit::list_audit))
-        .route(
-            "/releases/{id}/evidence",
-            post(routes::gate::attach_evidence),
-        )
-        .route("/releases/{id}/verdict", get(routes::gate::get_verdict))
-        .route("/releases/{id}/memo", get(routes::gate::get_memo))
-        .route(
-            "/releases/{id}/approvals",
-            post(routes::gate::record_approval),
-        )
-        .route(
-            "/releases/{id}/exceptions",
-            post(routes::gate::record_exception),
-        )
-        .route(
-            "/releases/{id}/requirements/{requirement}",
-            post(routes::gate::record_requirement),
-        )
-        .route("/releases/{id}/risks", post(routes::gate::record_risk))
-        .route("/releases/{id}/bypass", post(routes::gate::record_bypass))
-        .route("/events", post(routes::events::ingest_events))
-        .route("/signals", get(routes::events::list_signals))
-        .fallback(api_not_found);
-
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route(
-            "/api/openapi.json",
-            get(|| async { axum::Json(openapi::document()) }),
-        )
-        .nest("/api/v1", api)
+    // Every route, its access check and body limit come from the route catalog.
+    catalog::router(&state)
+        .layer(axum::middleware::from_fn(security_events::capture_request))
+        .layer(axum::middleware::from_fn_with_state(
+            hardening::Tls(config.tls.is_some()),
+            hardening::security_headers,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -184,10 +157,6 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .with_state(state)
 }
 
-async fn api_not_found() -> error::ApiError {
-    error::ApiError::NotFound("no such API route".into())
-}
-
 /// A bound, configured server that has not started serving yet.
 ///
 /// Creating it installs the SIGHUP handler, so once the caller announces the address a reload
@@ -196,6 +165,7 @@ pub struct Server {
     listener: TcpListener,
     app: Router,
     sighup: Option<tokio::task::JoinHandle<()>>,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -204,6 +174,8 @@ impl Server {
         config: &ServerConfig,
         state: AppState,
     ) -> Result<Self, ServerError> {
+        // Read the certificate and key first: a bad file is reported before anything starts.
+        let tls = config.tls.as_ref().map(tls::load).transpose()?;
         let app = router(state.clone(), config);
         let sighup = if config.reload_on_sighup {
             Some(spawn_sighup_reloader(state)?)
@@ -214,6 +186,7 @@ impl Server {
             listener,
             app,
             sighup,
+            tls,
         })
     }
 
@@ -227,10 +200,23 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let served = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve);
+        let app = self
+            .app
+            .into_make_service_with_connect_info::<hardening::ClientAddr>();
+        let served = match self.tls {
+            Some(config) => {
+                let listener = tls::TlsListener::new(self.listener, config).map_err(ServerError::Serve)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
+        .map_err(ServerError::Serve);
         if let Some(task) = self.sighup {
             task.abort();
         }

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::audit;
+use crate::security_events::{self, Category, Outcome, SecurityEvent, action};
 use crate::state::AppState;
 
 /// Where the pack is read from.
@@ -46,6 +47,8 @@ pub struct PackSnapshot {
     pub digest: String,
     pub document_count: usize,
     pub loaded_at: Timestamp,
+    /// Roles and permissions of this pack, so a reload replaces both at once.
+    pub policy: gatehouse_core::authz::Policy,
 }
 
 impl PackSnapshot {
@@ -53,6 +56,7 @@ impl PackSnapshot {
         Self {
             digest: pack.digest(),
             document_count: pack.document_count(),
+            policy: gatehouse_core::authz::Policy::from_pack(&pack),
             pack,
             loaded_at,
         }
@@ -201,10 +205,19 @@ pub async fn reload(state: &AppState, actor: &str, trigger: ReloadTrigger) -> Re
             )
         }
     };
+    let event = SecurityEvent::new(
+        Category::Configuration,
+        action::PACK_RELOADED,
+        if ok { Outcome::Success } else { Outcome::Failure },
+    )
+    .user(actor)
+    .field("gatehouse.trigger", trigger.as_str())
+    .field("gatehouse.target", target.as_str());
     if let Err(err) =
         audit::append(state, actor, "pack.reload", &target, audit_outcome, detail).await
     {
         tracing::error!(error = %err, "cannot append the pack reload to the audit log");
     }
+    security_events::emit(state, event).await;
     outcome
 }

@@ -697,7 +697,7 @@ pub async fn record_bypass(
     // Reading is enough to reach the domain rule, which refuses (and the audit log records)
     // anyone without the bypass permission.
     authz::require(&state, &principal, Permission::ReleaseRead, &target).await?;
-    let holds = authz::allows(&principal, Permission::GateBypass);
+    let holds = authz::allows(&state, &principal, Permission::GateBypass);
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
