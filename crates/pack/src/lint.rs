@@ -555,31 +555,6 @@ impl Cx<'_, '_> {
                 self.reference(role, &[Kind::Role], "emergency.retrospective_role");
             }
         }
-    }
-
-    fn risk_model(&mut self, d: &RiskModel) {
-        for (name, scale) in [("likelihood", &d.likelihood), ("impact", &d.impact)] {
-            if scale.is_empty() {
-                self.error(
-                    "invalid-value",
-                    &d.id,
-                    format!("`{name}` scale is empty"),
-                    "list at least one level, e.g. `- { value: 1, label: Rare }`",
-                );
-            }
-            for (i, level) in scale.iter().enumerate() {
-                if level.value.value == 0 {
-                    self.error(
-                        "invalid-value",
-                        &level.value,
-                        format!("`{name}` values start at 1"),
-                        "number scale levels 1, 2, 3, …",
-                    );
-                }
-                if scale[..i]
-                    .iter()
-                    .any(|l| l.value.value == level.value.value)
-                {
         if let Some(attestation) = &d.attestation {
             self.attestation(d, attestation);
         }
@@ -646,6 +621,31 @@ impl Cx<'_, '_> {
             "attestation.source_repositories",
             "source repository",
         );
+    }
+
+    fn risk_model(&mut self, d: &RiskModel) {
+        for (name, scale) in [("likelihood", &d.likelihood), ("impact", &d.impact)] {
+            if scale.is_empty() {
+                self.error(
+                    "invalid-value",
+                    &d.id,
+                    format!("`{name}` scale is empty"),
+                    "list at least one level, e.g. `- { value: 1, label: Rare }`",
+                );
+            }
+            for (i, level) in scale.iter().enumerate() {
+                if level.value.value == 0 {
+                    self.error(
+                        "invalid-value",
+                        &level.value,
+                        format!("`{name}` values start at 1"),
+                        "number scale levels 1, 2, 3, …",
+                    );
+                }
+                if scale[..i]
+                    .iter()
+                    .any(|l| l.value.value == level.value.value)
+                {
                     self.error(
                         "invalid-value",
                         &level.value,

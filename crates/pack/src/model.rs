@@ -447,30 +447,6 @@ pub struct EmergencyPolicy {
     pub retrospective_role: Option<Reference>,
 }
 
-document! {
-    /// What a release of this class must show before it may go to production.
-    pub struct ReleaseClass {
-        #[serde(default)]
-        pub required_evidence: Vec<EvidenceRequirement>,
-        #[serde(default)]
-        pub security_requirements: Vec<SecurityRequirement>,
-        #[serde(default)]
-        pub finding_thresholds: FindingThresholds,
-        /// Ordered approval steps.
-        pub approver_path: Vec<ApproverStep>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub delegated_risk: Option<DelegatedRisk>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub emergency: Option<EmergencyPolicy>,
-    }
-}
-
-impl ReleaseClass {
-    /// Emergency classes carry an `emergency` block (shortened path, retrospective review).
-    pub fn is_emergency(&self) -> bool {
-        self.emergency.is_some()
-    }
-}
 /// Which in-toto attestations the release gate trusts for a class: DSSE envelopes must be
 /// signed by one of `keys`; SLSA provenance (v0.2 and v1) must name one of `builder_ids` and
 /// one of `source_repositories` (each list checked only when non-empty). Without this block an
@@ -500,6 +476,33 @@ pub struct AttestationKey {
     pub public_key: Located<String>,
 }
 
+document! {
+    /// What a release of this class must show before it may go to production.
+    pub struct ReleaseClass {
+        #[serde(default)]
+        pub required_evidence: Vec<EvidenceRequirement>,
+        #[serde(default)]
+        pub security_requirements: Vec<SecurityRequirement>,
+        #[serde(default)]
+        pub finding_thresholds: FindingThresholds,
+        /// Ordered approval steps.
+        pub approver_path: Vec<ApproverStep>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub delegated_risk: Option<DelegatedRisk>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub emergency: Option<EmergencyPolicy>,
+        /// Trusted attestation keys and SLSA expectations (see [`AttestationPolicy`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub attestation: Option<AttestationPolicy>,
+    }
+}
+
+impl ReleaseClass {
+    /// Emergency classes carry an `emergency` block (shortened path, retrospective review).
+    pub fn is_emergency(&self) -> bool {
+        self.emergency.is_some()
+    }
+}
 
 document! {
     /// A security control, mapped to external standards.
@@ -515,9 +518,6 @@ document! {
 /// One level of a likelihood or impact scale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-        /// Trusted attestation keys and SLSA expectations (see [`AttestationPolicy`]).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub attestation: Option<AttestationPolicy>,
 pub struct ScaleLevel {
     pub value: Located<u32>,
     pub label: String,
