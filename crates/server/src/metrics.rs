@@ -59,7 +59,25 @@ pub struct Metrics {
     pack_reloads_failed: AtomicU64,
     pack_documents: AtomicU64,
     pack_loaded_at_seconds: AtomicU64,
+    /// Gate verdicts served, by decision: pass, pending, blocked.
+    gate_verdicts: [AtomicU64; 3],
+    gate_bypasses_recorded: AtomicU64,
+    /// Gate gauges over the last 30 days and when they were computed (see
+    /// `routes::gate_metrics::gauges`).
+    gate_gauges: Mutex<Option<(Instant, GateGauges)>>,
 }
+
+/// Release-gate gauges over the last 30 days, computed from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GateGauges {
+    pub emergency_releases: u64,
+    pub overdue_retrospectives: u64,
+    pub gate_bypasses: u64,
+    pub evidence_completeness_percent: Option<f64>,
+}
+
+/// Labels of `gatehouse_gate_verdicts_total`, in the order of `Metrics::gate_verdicts`.
+const GATE_DECISIONS: [&str; 3] = ["pass", "pending", "blocked"];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -94,6 +112,38 @@ impl Metrics {
             u64::try_from(loaded_at_unix_seconds).unwrap_or(0),
             Ordering::Relaxed,
         );
+    }
+
+    /// Counts a gate verdict served, by its decision.
+    pub fn record_gate_verdict(&self, decision: gatehouse_core::gate::GateDecision) {
+        let index = GATE_DECISIONS
+            .iter()
+            .position(|d| *d == decision.as_str())
+            .unwrap_or(GATE_DECISIONS.len() - 1);
+        if let Some(counter) = self.gate_verdicts.get(index) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a gate bypass recorded by this process.
+    pub fn record_gate_bypass(&self) {
+        self.gate_bypasses_recorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The gate gauges, when computed less than `max_age` ago.
+    pub fn gate_gauges(&self, max_age: Duration) -> Option<GateGauges> {
+        let cached = self
+            .gate_gauges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cached.and_then(|(at, gauges)| (at.elapsed() < max_age).then_some(gauges))
+    }
+
+    pub fn set_gate_gauges(&self, gauges: GateGauges) {
+        *self
+            .gate_gauges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((Instant::now(), gauges));
     }
 
     /// Renders every series in the Prometheus text exposition format (version 0.0.4).
@@ -181,6 +231,8 @@ impl Metrics {
             self.pack_loaded_at_seconds.load(Ordering::Relaxed)
         );
 
+        self.render_gate(&mut out);
+
         out.push_str("# HELP gatehouse_build_info Build information; the value is always 1.\n");
         out.push_str("# TYPE gatehouse_build_info gauge\n");
         let _ = writeln!(
@@ -189,6 +241,63 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         out
+    }
+}
+
+impl Metrics {
+    /// The release-gate series: verdicts and bypasses counted by this process, and gauges over
+    /// the last 30 days from the store (present once computed).
+    fn render_gate(&self, out: &mut String) {
+        out.push_str("# HELP gatehouse_gate_verdicts_total Gate verdicts served, by decision.\n");
+        out.push_str("# TYPE gatehouse_gate_verdicts_total counter\n");
+        for (decision, counter) in GATE_DECISIONS.iter().zip(self.gate_verdicts.iter()) {
+            let _ = writeln!(
+                out,
+                "gatehouse_gate_verdicts_total{{decision=\"{decision}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP gatehouse_gate_bypasses_total Gate bypasses recorded by this process.\n");
+        out.push_str("# TYPE gatehouse_gate_bypasses_total counter\n");
+        let _ = writeln!(
+            out,
+            "gatehouse_gate_bypasses_total {}",
+            self.gate_bypasses_recorded.load(Ordering::Relaxed)
+        );
+        let Some(gauges) = self.gate_gauges(Duration::MAX) else {
+            return;
+        };
+        let gauge = |out: &mut String, name: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name}{{window=\"30d\"}} {value}");
+        };
+        gauge(
+            out,
+            "gatehouse_gate_emergency_releases",
+            "Releases submitted under an emergency class in the window.",
+            gauges.emergency_releases.to_string(),
+        );
+        gauge(
+            out,
+            "gatehouse_gate_bypasses",
+            "Gate bypasses recorded in the window (from the store).",
+            gauges.gate_bypasses.to_string(),
+        );
+        gauge(
+            out,
+            "gatehouse_gate_overdue_retrospectives",
+            "Emergency retrospectives past their due time and not done on time.",
+            gauges.overdue_retrospectives.to_string(),
+        );
+        if let Some(percent) = gauges.evidence_completeness_percent {
+            gauge(
+                out,
+                "gatehouse_gate_evidence_completeness_percent",
+                "Required evidence present and fresh, in percent, for releases of the window.",
+                format!("{percent:.1}"),
+            );
+        }
     }
 }
 
@@ -260,6 +369,33 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains("gatehouse_pack_reloads_total{outcome=\"ok\"} 1\n"));
         assert!(text.contains("gatehouse_pack_reloads_total{outcome=\"failed\"} 2\n"));
+    }
+
+    #[test]
+    fn gate_series_count_verdicts_and_show_gauges_once_computed() {
+        use gatehouse_core::gate::GateDecision;
+        let metrics = Metrics::new();
+        metrics.record_gate_verdict(GateDecision::Blocked);
+        metrics.record_gate_verdict(GateDecision::Blocked);
+        metrics.record_gate_verdict(GateDecision::Pass);
+        metrics.record_gate_bypass();
+        let text = metrics.render();
+        assert!(text.contains("gatehouse_gate_verdicts_total{decision=\"blocked\"} 2\n"));
+        assert!(text.contains("gatehouse_gate_verdicts_total{decision=\"pass\"} 1\n"));
+        assert!(text.contains("gatehouse_gate_verdicts_total{decision=\"pending\"} 0\n"));
+        assert!(text.contains("gatehouse_gate_bypasses_total 1\n"));
+        assert!(!text.contains("gatehouse_gate_overdue_retrospectives"));
+        metrics.set_gate_gauges(GateGauges {
+            emergency_releases: 2,
+            overdue_retrospectives: 1,
+            gate_bypasses: 3,
+            evidence_completeness_percent: Some(62.5),
+        });
+        let text = metrics.render();
+        assert!(text.contains("gatehouse_gate_overdue_retrospectives{window=\"30d\"} 1\n"));
+        assert!(text.contains("gatehouse_gate_emergency_releases{window=\"30d\"} 2\n"));
+        assert!(text.contains("gatehouse_gate_evidence_completeness_percent{window=\"30d\"} 62.5\n"));
+        assert!(metrics.gate_gauges(Duration::ZERO).is_none(), "stale gauges are recomputed");
     }
 
     #[test]

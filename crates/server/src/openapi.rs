@@ -26,6 +26,15 @@ use crate::{api, error, routes};
         routes::audit::list_audit,
         routes::events::ingest_events,
         routes::events::list_signals,
+        routes::gate_schema::attach_evidence_operation,
+        routes::gate::get_verdict,
+        routes::gate::get_memo,
+        routes::gate::record_approval,
+        routes::gate::record_exception,
+        routes::gate::record_requirement,
+        routes::gate::record_risk,
+        routes::gate::record_bypass,
+        routes::gate_metrics::get_gate_metrics,
     ),
     components(schemas(
         api::PackStatus,
@@ -40,6 +49,14 @@ use crate::{api, error, routes};
         routes::events::IngestResult,
         routes::events::RejectedLine,
         routes::events::SignalList,
+        routes::gate::ApprovalBody,
+        routes::gate::BypassBody,
+        routes::gate::ExceptionBody,
+        routes::gate::RequirementBody,
+        routes::gate::RiskBody,
+        routes::gate::GateReceipt,
+        routes::gate_metrics::GateMetricsReport,
+        routes::gate_schema::GateVerdictSchema,
         error::ErrorBody,
         error::ErrorDetail,
         error::FieldProblem,
@@ -51,6 +68,7 @@ use crate::{api, error, routes};
         (name = "releases", description = "Release records"),
         (name = "audit", description = "The audit log"),
         (name = "events", description = "Event ingestion and the signals Sigma rules raise over it"),
+        (name = "gate", description = "The release gate: evidence, verdict, approvals, exceptions, requirement statuses, risks, bypass, memo and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -134,7 +134,7 @@ impl Gate {
 }
 
 /// The gate of the running server, or 503 when the binary did not attach one.
-fn gate_of(state: &AppState) -> Result<Arc<Gate>, ApiError> {
+pub(crate) fn gate_of(state: &AppState) -> Result<Arc<Gate>, ApiError> {
     state.gate().cloned().ok_or_else(|| {
         ApiError::Unavailable("the release gate is not enabled on this server".into())
     })
@@ -148,7 +148,11 @@ fn parse_release_id(id: &str) -> Result<ReleaseId, ApiError> {
 }
 
 /// The release and its gate state.
-async fn load(state: &AppState, gate: &Gate, id: ReleaseId) -> Result<ReleaseGateState, ApiError> {
+pub(crate) async fn load(
+    state: &AppState,
+    gate: &Gate,
+    id: ReleaseId,
+) -> Result<ReleaseGateState, ApiError> {
     let release: Release = state
         .store()
         .get_release(id)
@@ -484,6 +488,18 @@ pub async fn attach_evidence(
 // Verdict and memo
 
 /// The gate's verdict now, with the pack in force and the server clock.
+#[utoipa::path(get, path = "/api/v1/releases/{id}/verdict", tag = "gate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Release id (UUID)")),
+    responses(
+        (status = 200, description = "pass, pending or blocked, one result per category, every reason naming its rule and evidence", body = crate::routes::gate_schema::GateVerdictSchema),
+        (status = 400, description = "Invalid request; `field` and `problems` name what to fix", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Missing permission, or a gate rule refuses the caller (audited)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such release", body = crate::error::ErrorBody),
+        (status = 409, description = "The gate refuses the change on the current state, or the release kept changing (audited)", body = crate::error::ErrorBody),
+        (status = 503, description = "The release gate is not enabled on this server", body = crate::error::ErrorBody),
+    ))]
 pub async fn get_verdict(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -500,16 +516,15 @@ pub async fn get_verdict(
     let release = parse_release_id(&id)?;
     let current = load(&state, &gate, release).await?;
     let pack = state.pack();
-    Ok(Json(gate::evaluate_in_pack(
-        &pack.pack,
-        &current,
-        state.clock().now(),
-    )))
+    let verdict = gate::evaluate_in_pack(&pack.pack, &current, state.clock().now());
+    state.metrics().record_gate_verdict(verdict.decision);
+    Ok(Json(verdict))
 }
 
 /// Query of `GET /api/v1/releases/{id}/memo`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MemoQuery {
     /// `md` (default) or `html`.
     pub format: Option<String>,
@@ -518,6 +533,18 @@ pub struct MemoQuery {
 }
 
 /// The security release memo (Markdown or HTML), or a readiness log entry.
+#[utoipa::path(get, path = "/api/v1/releases/{id}/memo", tag = "gate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Release id (UUID)"), MemoQuery),
+    responses(
+        (status = 200, description = "The memo: validation status, residual risks, compensating controls, exceptions with expiry, approvals with who and when, evidence with digests", content_type = "text/markdown", body = String),
+        (status = 400, description = "Invalid request; `field` and `problems` name what to fix", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Missing permission, or a gate rule refuses the caller (audited)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such release", body = crate::error::ErrorBody),
+        (status = 409, description = "The gate refuses the change on the current state, or the release kept changing (audited)", body = crate::error::ErrorBody),
+        (status = 503, description = "The release gate is not enabled on this server", body = crate::error::ErrorBody),
+    ))]
 pub async fn get_memo(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -574,7 +601,7 @@ pub async fn get_memo(
 // Approvals and bypass
 
 /// Body of `POST /api/v1/releases/{id}/approvals`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalBody {
     /// Step of the class's approver path (0-based); or `risk` for an escalation.
@@ -583,6 +610,7 @@ pub struct ApprovalBody {
     /// Risk id whose escalation is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<String>,
+    #[schema(value_type = crate::routes::gate_schema::ApprovalDecisionSchema)]
     pub decision: ApprovalDecision,
     #[serde(default)]
     pub comment: String,
@@ -592,13 +620,28 @@ pub struct ApprovalBody {
 }
 
 /// Answer to a recorded approval, exception, requirement status, risk or bypass.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateReceipt {
     pub id: String,
     /// The release's revision after the write.
     pub revision: u64,
 }
 
+/// Approve or reject a step of the class's approver path (or accept a risk escalation) for
+/// the revision the approver reviewed. The submitter and pipelines are refused.
+#[utoipa::path(post, path = "/api/v1/releases/{id}/approvals", tag = "gate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Release id (UUID)")),
+    request_body = ApprovalBody,
+    responses(
+        (status = 201, description = "Recorded", body = GateReceipt),
+        (status = 400, description = "Invalid request; `field` and `problems` name what to fix", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Missing permission, or a gate rule refuses the caller (audited)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such release", body = crate::error::ErrorBody),
+        (status = 409, description = "The gate refuses the change on the current state, or the release kept changing (audited)", body = crate::error::ErrorBody),
+        (status = 503, description = "The release gate is not enabled on this server", body = crate::error::ErrorBody),
+    ))]
 pub async fn record_approval(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -681,12 +724,26 @@ pub async fn record_approval(
 }
 
 /// Body of `POST /api/v1/releases/{id}/bypass`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BypassBody {
     pub reason: String,
 }
 
+/// Release despite the gate: needs the gate.bypass permission; recorded, audited and counted.
+#[utoipa::path(post, path = "/api/v1/releases/{id}/bypass", tag = "gate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Release id (UUID)")),
+    request_body = BypassBody,
+    responses(
+        (status = 201, description = "Recorded", body = GateReceipt),
+        (status = 400, description = "Invalid request; `field` and `problems` name what to fix", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Missing permission, or a gate rule refuses the caller (audited)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such release", body = crate::error::ErrorBody),
+        (status = 409, description = "The gate refuses the change on the current state, or the release kept changing (audited)", body = crate::error::ErrorBody),
+        (status = 503, description = "The release gate is not enabled on this server", body = crate::error::ErrorBody),
+    ))]
 pub async fn record_bypass(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -751,6 +808,7 @@ pub async fn record_bypass(
         .await?
         {
             succeeded(&state, &principal, "gate.bypass", &target, detail).await?;
+            state.metrics().record_gate_bypass();
             return Ok((StatusCode::CREATED, Json(receipt)));
         }
     }
@@ -761,20 +819,38 @@ pub async fn record_bypass(
 // Exceptions, requirement statuses, risks
 
 /// Body of `POST /api/v1/releases/{id}/exceptions`. The caller is the approver.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExceptionBody {
-    /// What is excepted, e.g. `{"scope": "finding", "finding": {"type": "sarif_rule",
-    /// "rule_id": "js/sql-injection"}}`.
+    /// What is excepted: `{"scope": "requirement", "id": …}`, `{"scope": "evidence", "kind":
+    /// …}` or `{"scope": "finding", "finding": {"type": "sarif_rule", "rule_id": …}}` (finding
+    /// types: `sarif_rule`, `vulnerability` {id}, `test_case` {classname?, name}, …).
+    #[schema(value_type = Object)]
     pub scope: ExceptionScope,
     pub justification: String,
     #[serde(default)]
     pub compensating_controls: Vec<String>,
     /// The role the caller approves in (must approve this release class).
     pub approver_role: String,
+    /// Every exception expires.
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
 }
 
+/// Record an exception (the caller is its approver, in a role that approves the class).
+#[utoipa::path(post, path = "/api/v1/releases/{id}/exceptions", tag = "gate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Release id (UUID)")),
+    request_body = ExceptionBody,
+    responses(
+        (status = 201, description = "Recorded", body = GateReceipt),
+        (status = 400, description = "Invalid request; `field` and `problems` name what to fix", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Missing permission, or a gate rule refuses the caller (audited)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such release", body = crate::error::ErrorBody),
+        (status = 409, description = "The gate refuses the change on the current state, or the release kept changing (audited)", body = crate::error::ErrorBody),
+        (status = 503, description = "The release gate is not enabled on this server", body = crate::error::ErrorBody),
+    ))]
 pub async fn record_exception(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -847,11 +923,92 @@ pub async fn record_exception(
     Err(moved_too_often(release))
 }
 
+/// Body of `POST /api/v1/releases/{id}/requirements/{requirement}`: where a security
+/// requirement of the class stands. A deferral is approved by the caller, in `role`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RequirementBody {
+    /// Done; these evidence items show it: ids like `ev-1`, or the sha256 of an attached
+    /// file (`sha256:<hex>` or bare hex).
+    Complete { evidence: Vec<String> },
+    /// Not done yet; the caller, holding `role`, accepts finishing it by `due`.
+    Deferred {
+        role: String,
+        #[schema(value_type = String, format = DateTime)]
+        due: Timestamp,
+    },
+    /// Not done; exception `exception` accepts that.
+    Excepted { exception: String },
+}
+
+impl RequirementBody {
+    /// The status to decide on; a deferral's approver is the caller (the core decision
+    /// function sets it from the caller again, so a body cannot name someone else).
+    fn into_status(
+        self,
+        caller: &Principal,
+        kind: PrincipalKind,
+        current: &ReleaseGateState,
+    ) -> RequirementStatus {
+        match self {
+            Self::Complete { evidence } => RequirementStatus::Complete {
+                evidence: evidence
+                    .into_iter()
+                    .map(|e| evidence_id_of(current, e))
+                    .collect(),
+            },
+            Self::Deferred { role, due } => RequirementStatus::Deferred {
+                approved_by: Actor {
+                    id: caller.id.clone(),
+                    display: caller.display.clone(),
+                    kind,
+                },
+                role,
+                due,
+            },
+            Self::Excepted { exception } => RequirementStatus::Excepted { exception },
+        }
+    }
+}
+
+/// The item id `reference` names: itself when it is an id, or the id of the newest item with
+/// that sha256 (`sha256:<hex>` or bare hex). An unknown reference is returned as given, and
+/// the decision function refuses it by name.
+fn evidence_id_of(current: &ReleaseGateState, reference: String) -> String {
+    let hex = reference
+        .strip_prefix("sha256:")
+        .unwrap_or(&reference)
+        .to_ascii_lowercase();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return reference;
+    }
+    current
+        .evidence
+        .iter()
+        .filter(|e| e.sha256 == hex)
+        .max_by_key(|e| e.revision)
+        .map_or(reference, |e| e.id.clone())
+}
+
+/// Record where a security requirement of the class stands.
+#[utoipa::path(post, path = "/api/v1/releases/{id}/requirements/{requirement}", tag = "gate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Release id (UUID)"), ("requirement" = String, Path, description = "Security requirement id of the class")),
+    request_body = RequirementBody,
+    responses(
+        (status = 201, description = "Recorded", body = GateReceipt),
+        (status = 400, description = "Invalid request; `field` and `problems` name what to fix", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Missing permission, or a gate rule refuses the caller (audited)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such release", body = crate::error::ErrorBody),
+        (status = 409, description = "The gate refuses the change on the current state, or the release kept changing (audited)", body = crate::error::ErrorBody),
+        (status = 503, description = "The release gate is not enabled on this server", body = crate::error::ErrorBody),
+    ))]
 pub async fn record_requirement(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Path((id, requirement)): Path<(String, String)>,
-    ApiJson(status): ApiJson<RequirementStatus>,
+    ApiJson(body): ApiJson<RequirementBody>,
 ) -> Result<(StatusCode, Json<GateReceipt>), ApiError> {
     let target = format!("release:{id}");
     authz::require(&state, &principal, Permission::GateRecord, &target).await?;
@@ -869,7 +1026,7 @@ pub async fn record_requirement(
             &who,
             kind,
             &requirement,
-            status.clone(),
+            body.clone().into_status(&who, kind, &current),
             now,
         ) {
             Ok(r) => r,
@@ -906,7 +1063,7 @@ pub async fn record_requirement(
 }
 
 /// Body of `POST /api/v1/releases/{id}/risks`: a new risk, or a new version of risk `id`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RiskBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -915,6 +1072,7 @@ pub struct RiskBody {
     pub likelihood: u32,
     pub impact: u32,
     #[serde(default = "open_status")]
+    #[schema(value_type = crate::routes::gate_schema::RiskStatusSchema)]
     pub status: RiskStatus,
     pub owner: String,
 }
@@ -923,6 +1081,21 @@ fn open_status() -> RiskStatus {
     RiskStatus::Open
 }
 
+/// Add a risk to the release's risk register (scored by the pack's RiskModel), or a new
+/// version of one.
+#[utoipa::path(post, path = "/api/v1/releases/{id}/risks", tag = "gate",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Release id (UUID)")),
+    request_body = RiskBody,
+    responses(
+        (status = 201, description = "Recorded", body = GateReceipt),
+        (status = 400, description = "Invalid request; `field` and `problems` name what to fix", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = crate::error::ErrorBody),
+        (status = 403, description = "Missing permission, or a gate rule refuses the caller (audited)", body = crate::error::ErrorBody),
+        (status = 404, description = "No such release", body = crate::error::ErrorBody),
+        (status = 409, description = "The gate refuses the change on the current state, or the release kept changing (audited)", body = crate::error::ErrorBody),
+        (status = 503, description = "The release gate is not enabled on this server", body = crate::error::ErrorBody),
+    ))]
 pub async fn record_risk(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,

@@ -68,6 +68,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Refreshes the release-gate gauges (at most once a minute) before they are rendered.
+    crate::routes::gate_metrics::gauges(&state).await;
     (
         [(
             header::CONTENT_TYPE,
