@@ -1473,3 +1473,31 @@ fn mark_quiet_steps(resolved: &mut [ResolvedCorrelation]) {
         }
     }
 }
+
+#[cfg(test)]
+mod regex_flags {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::rule::LoadOptions;
+
+    /// The same pattern with and without `|i` is two different atoms.
+    #[test]
+    fn regex_flags_are_part_of_the_atom() {
+        let mut set = RuleSet::default();
+        set.add_text(
+            "r.yml",
+            "title: cased\nlogsource: {product: test}\ndetection:\n  s:\n    f|re: 'abcd'\n  condition: s\n---\ntitle: nocase\nlogsource: {product: test}\ndetection:\n  s:\n    f|re|i: 'abcd'\n  condition: s\n",
+            &LoadOptions::default(),
+        );
+        assert!(set.problems.is_empty(), "{:?}", set.problems);
+        let engine = Engine::compile(&set);
+        let mut scratch = Scratch::default();
+        let doc: Value = serde_json::from_str(r#"{"f":"xABCDx"}"#).unwrap();
+        let got: Vec<String> = engine
+            .match_event(&doc, &mut scratch)
+            .iter()
+            .map(|m| engine.rule(m.rule).unwrap().title.clone())
+            .collect();
+        assert_eq!(got, vec!["nocase".to_owned()]);
+    }
+}
