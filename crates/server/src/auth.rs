@@ -97,6 +97,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, Refu
             "unsupported authorization scheme: use `Bearer <API token>`",
         ));
     }
+    // Anything but an API token is taken for an OIDC JWT from an issuer in the pack.
+    if !presented.trim().starts_with("gh_") {
+        let principal = state.oidc().authenticate_bearer(state, presented).await;
+        return principal.map_err(Refusal::new);
+    }
     let presented =
         PresentedToken::parse(presented.trim()).map_err(|e| Refusal::new(e.to_string()))?;
     let token_id = presented.id().to_string();

@@ -18,6 +18,7 @@ pub mod error;
 pub mod hardening;
 pub mod json_body;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod pack_state;
 pub mod routes;

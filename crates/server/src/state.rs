@@ -30,6 +30,8 @@ struct Inner {
     gate: std::sync::OnceLock<Arc<crate::routes::gate::Gate>>,
     /// Event ingestion and online detection, attached once by the binary when it runs them.
     detection: std::sync::OnceLock<Arc<crate::detection::Detection>>,
+    /// OIDC issuers' cached keys and pending sign-ins (crate::oidc).
+    oidc: crate::oidc::Oidc,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
                 reload_lock: tokio::sync::Mutex::new(()),
                 gate: std::sync::OnceLock::new(),
                 detection: std::sync::OnceLock::new(),
+                oidc: crate::oidc::Oidc::new(),
             }),
         }
     }
@@ -99,6 +102,11 @@ impl AppState {
     /// Attaches ingestion and detection; only the first call has an effect.
     pub(crate) fn attach_detection(&self, detection: Arc<crate::detection::Detection>) {
         let _ = self.inner.detection.set(detection);
+    }
+
+    /// OIDC key caches and pending sign-ins.
+    pub fn oidc(&self) -> &crate::oidc::Oidc {
+        &self.inner.oidc
     }
 
     /// The release gate, when the binary attached it.

@@ -132,6 +132,25 @@ pub async fn create_release(
         "version": request.version,
         "release_class": request.release_class,
     });
+    // A workload confined to some services (an OIDC claim rule's `services`) may not submit
+    // releases of any other.
+    if !principal.may_act_on_service(&request.service) {
+        audit::append_or_log(
+            &state,
+            &principal.id,
+            "release.create",
+            "release:new",
+            AuditOutcome::Denied,
+            json!({ "request": summary, "reason": "service outside the principal's scope", "service_scope": principal.service_scope }),
+        )
+        .await;
+        return Err(ApiError::Forbidden(format!(
+            "{} may act only on services {:?}, not `{}`",
+            principal.id,
+            principal.service_scope.as_deref().unwrap_or_default(),
+            request.service
+        )));
+    }
     let pack = state.pack();
     let mut problems = pack_reference_problems(&pack.pack, &request);
 
