@@ -65,6 +65,9 @@ struct Atom {
     by_automaton: bool,
     /// Length of the needle the automaton searches (prefilter selectivity).
     needle_len: usize,
+    /// A regular expression with a literal every match must contain ([`regex_literal`]): the
+    /// field's automaton searches the literal, and the regex runs only when it was found.
+    gate: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +77,8 @@ enum UseKind {
     Suffix,
     Contains,
     Glob,
+    /// The required literal of a gated regex: a hit only opens the gate.
+    Regex,
 }
 
 /// How an automaton is run over a value. Prefix and exact needles only need an anchored
@@ -191,6 +196,8 @@ pub struct Scratch {
     generation: u32,
     atom_gen: Vec<u32>,
     atom_val: Vec<bool>,
+    /// Generation in which a gated regex's literal was found.
+    gate_gen: Vec<u32>,
     rule_gen: Vec<u32>,
     folded: Vec<String>,
     folded_gen: Vec<u32>,
@@ -214,12 +221,14 @@ impl Scratch {
         if self.generation == 0 {
             // Wrapped: old marks could collide with the new generation, so clear them.
             self.atom_gen.iter_mut().for_each(|g| *g = 0);
+            self.gate_gen.iter_mut().for_each(|g| *g = 0);
             self.rule_gen.iter_mut().for_each(|g| *g = 0);
             self.folded_gen.iter_mut().for_each(|g| *g = 0);
             self.generation = 1;
         }
         self.atom_gen.resize(atoms, 0);
         self.atom_val.resize(atoms, false);
+        self.gate_gen.resize(atoms, 0);
         self.rule_gen.resize(rules, 0);
         if self.folded.len() < bindings {
             self.folded.resize_with(bindings, String::new);
@@ -390,12 +399,18 @@ impl Builder {
             },
             _ => (false, 0),
         };
+        let gate = match (field, matcher) {
+            (Some(_), ValueMatcher::Regex(re)) => regex_literal(re.as_str()),
+            _ => None,
+        };
+        let needle_len = gate.as_ref().map_or(needle_len, String::len);
         let id = AtomId::try_from(self.atoms.len()).unwrap_or(AtomId::MAX);
         self.atoms.push(Atom {
             field,
             matcher: matcher.clone(),
             by_automaton,
             needle_len,
+            gate,
         });
         self.atom_keys.insert(key, id);
         id
@@ -482,7 +497,7 @@ impl Builder {
             Expr::Atom(a) => self
                 .atoms
                 .get(*a as usize)
-                .filter(|x| x.by_automaton)
+                .filter(|x| x.by_automaton || x.gate.is_some())
                 .map(|_| vec![*a]),
             Expr::Or(parts) => union(parts.iter().map(|p| self.trigger(p))),
             Expr::AtLeast(min, parts) if *min >= parts.len() => {
@@ -570,7 +585,7 @@ fn build_searchers(needles: Vec<Needle>) -> Vec<AcSet> {
         match n.2 {
             UseKind::Exact | UseKind::Prefix => start.push(n),
             UseKind::Suffix => end.push(n),
-            UseKind::Contains | UseKind::Glob => anywhere.push(n),
+            UseKind::Contains | UseKind::Glob | UseKind::Regex => anywhere.push(n),
         }
     }
     [
@@ -672,6 +687,13 @@ impl Engine {
             .collect();
         let mut keyword_needles = Vec::new();
         for (id, atom) in b.atoms.iter().enumerate() {
+            if let (Some(field), Some(literal)) = (atom.field, &atom.gate) {
+                let atom_id = AtomId::try_from(id).unwrap_or(AtomId::MAX);
+                per_field[field as usize]
+                    .0
+                    .push((literal.clone(), atom_id, UseKind::Regex));
+                continue;
+            }
             let (ValueMatcher::Pattern { pattern, cased }, true) =
                 (&atom.matcher, atom.by_automaton)
             else {
@@ -1086,10 +1108,20 @@ impl Engine {
         let generation = scratch.generation;
         for &(atom, kind) in &set.uses[pattern] {
             let a = atom as usize;
+            if let UseKind::Regex = kind {
+                // The literal is there: the regex may match (evaluated lazily, if a candidate
+                // rule reaches it); the atom also counts as a trigger.
+                if scratch.gate_gen[a] != generation {
+                    scratch.gate_gen[a] = generation;
+                    scratch.hit_atoms.push(atom);
+                }
+                continue;
+            }
             if scratch.atom_gen[a] == generation && scratch.atom_val[a] {
                 continue;
             }
             let ok = match kind {
+                UseKind::Regex => false,
                 UseKind::Contains | UseKind::Prefix | UseKind::Suffix => true,
                 UseKind::Exact => whole,
                 UseKind::Glob => match &self.atoms[a].matcher {
@@ -1134,11 +1166,12 @@ impl Engine {
             return scratch.atom_val[ai];
         }
         let atom = &self.atoms[ai];
-        let value = if atom.by_automaton {
-            false
-        } else {
-            self.evaluate_atom(atom, view, scratch)
-        };
+        let value =
+            if atom.by_automaton || (atom.gate.is_some() && scratch.gate_gen[ai] != generation) {
+                false
+            } else {
+                self.evaluate_atom(atom, view, scratch)
+            };
         scratch.atom_gen[ai] = generation;
         scratch.atom_val[ai] = value;
         value
@@ -1292,6 +1325,71 @@ fn raw_keyword_prefilter(needles: &[Needle], has_lazy_keywords: bool) -> Option<
         .kind(Some(AhoCorasickKind::DFA))
         .build(&escaped)
         .ok()
+}
+
+/// The longest literal (at least 4 characters, ASCII, lowercase) that every match of the
+/// regular expression `pattern` contains, in a form the folded field automata can search:
+/// if the regex matches a value, the case-folded value contains the literal.
+///
+/// The pattern is parsed case-insensitively whatever its flags (that language includes the
+/// case-sensitive one, so its required literal is required of both). Only top-level
+/// concatenations are read: literal bytes, character classes that are one character or an
+/// ASCII letter in both cases (and `k` with the Kelvin sign, which folds to `k`), zero-width
+/// assertions in between. Anything else ends a run: `s` under case-insensitivity also
+/// matches U+017F, whose lowercase is not `s`, so it is never part of a literal.
+fn regex_literal(pattern: &str) -> Option<String> {
+    use regex_syntax::hir::{Class, HirKind};
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let parts = match hir.kind() {
+        HirKind::Concat(parts) => parts.as_slice(),
+        _ => std::slice::from_ref(&hir),
+    };
+    let (mut best, mut run) = (String::new(), String::new());
+    let end_run = |run: &mut String, best: &mut String| {
+        if run.len() > best.len() {
+            *best = std::mem::take(run);
+        }
+        run.clear();
+    };
+    for part in parts {
+        match part.kind() {
+            HirKind::Look(_) => {}
+            HirKind::Literal(lit) => {
+                for &byte in lit.0.iter() {
+                    if byte.is_ascii() && !byte.is_ascii_control() {
+                        run.push(char::from(byte.to_ascii_lowercase()));
+                    } else {
+                        end_run(&mut run, &mut best);
+                    }
+                }
+            }
+            HirKind::Class(Class::Unicode(class)) => {
+                let chars: Vec<char> = class
+                    .ranges()
+                    .iter()
+                    .flat_map(|r| (r.start()..=r.end()).take(4))
+                    .take(4)
+                    .collect();
+                let letter = match chars.as_slice() {
+                    [c] if c.is_ascii() && !c.is_ascii_control() => Some(c.to_ascii_lowercase()),
+                    [a, b] if a.is_ascii_uppercase() && *b == a.to_ascii_lowercase() => Some(*b),
+                    ['K', 'k', '\u{212A}'] => Some('k'),
+                    _ => None,
+                };
+                match letter {
+                    Some(c) => run.push(c),
+                    None => end_run(&mut run, &mut best),
+                }
+            }
+            _ => end_run(&mut run, &mut best),
+        }
+    }
+    end_run(&mut run, &mut best);
+    (best.len() >= 4).then_some(best)
 }
 
 /// Whether the raw text of a line cannot hide this keyword needle: ASCII without control
@@ -1471,5 +1569,84 @@ fn mark_quiet_steps(resolved: &mut [ResolvedCorrelation]) {
         if let Some(c) = resolved.get_mut(j) {
             c.standalone = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn regex_literals_are_required_and_foldable() {
+        for (pattern, want) in [
+            (r"route\s+print", Some("route")),
+            (r"net\s+config", Some("config")),
+            (
+                r"(?i)\$VerbosePreference\.ToString\(",
+                Some("epreference.to"),
+            ),
+            (r"\$env:Public\[\s*\d{1,3}", Some("$env:public[")),
+            (r"^C:\\Windows\\", Some("c:\\window")),
+            (r"\bipconfig\b", Some("ipconfig")),
+            (r"abc", None),
+            (r"abcd|efgh", None),
+            (r"(?:abcd)+", None),
+            (r"kkkk", Some("kkkk")),
+            (r"ssss", None),
+        ] {
+            assert_eq!(regex_literal(pattern).as_deref(), want, "{pattern}");
+        }
+    }
+
+    proptest! {
+        /// Whenever a regex matches a text (case-sensitively or not), the folded text
+        /// contains the extracted literal: the gate never hides a match.
+        #[test]
+        fn regex_literal_is_in_every_folded_match(
+            pattern in prop::sample::select(vec![
+                r"kerb\w+", r"ab\s*cd+ef", r"\bwork[0-9]", r"x.yzzk", r"(?i)KEY\d", r"é+abcd",
+            ]),
+            insensitive in any::<bool>(),
+            text in "[a-zA-Z0-9 \u{212A}\u{17F}\u{130}é_]{0,12}",
+            middle in prop::sample::select(vec!["kerbX", "abcdef", "ab cddef", "work7", "xQyzzk", "key1", "KEY9", "\u{212A}ey4", "éabcd"]),
+        ) {
+            let re = regex::RegexBuilder::new(pattern).case_insensitive(insensitive).build().unwrap();
+            let Some(literal) = regex_literal(pattern) else { return Ok(()) };
+            for t in [text.clone(), format!("{text}{middle}{text}")] {
+                if re.is_match(&t) {
+                    prop_assert!(fold_case(&t).contains(&literal), "{pattern} {t:?} {literal:?}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod regex_flags {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::rule::LoadOptions;
+
+    /// The same pattern with and without `|i` is two different atoms.
+    #[test]
+    fn regex_flags_are_part_of_the_atom() {
+        let mut set = RuleSet::default();
+        set.add_text(
+            "r.yml",
+            "title: cased\nlogsource: {product: test}\ndetection:\n  s:\n    f|re: 'abcd'\n  condition: s\n---\ntitle: nocase\nlogsource: {product: test}\ndetection:\n  s:\n    f|re|i: 'abcd'\n  condition: s\n",
+            &LoadOptions::default(),
+        );
+        assert!(set.problems.is_empty(), "{:?}", set.problems);
+        let engine = Engine::compile(&set);
+        let mut scratch = Scratch::default();
+        let doc: Value = serde_json::from_str(r#"{"f":"xABCDx"}"#).unwrap();
+        let got: Vec<String> = engine
+            .match_event(&doc, &mut scratch)
+            .iter()
+            .map(|m| engine.rule(m.rule).unwrap().title.clone())
+            .collect();
+        assert_eq!(got, vec!["nocase".to_owned()]);
     }
 }

@@ -809,12 +809,25 @@ pub fn compile_field_test(
                     "'re' cannot be combined with string transformations",
                 )));
             }
-            let mut builder = regex::RegexBuilder::new(&text);
-            builder
-                .case_insensitive(has(Modifier::ReIgnoreCase))
-                .multi_line(has(Modifier::ReMultiLine))
-                .dot_matches_new_line(has(Modifier::ReDotAll))
-                .size_limit(REGEX_SIZE_LIMIT);
+            // Flags go inline, so that the pattern text (the atom's identity in the plan)
+            // tells `re` from `re|i`: built with builder flags, both had the same text and
+            // shared one atom.
+            let flags: String = [
+                (Modifier::ReIgnoreCase, 'i'),
+                (Modifier::ReMultiLine, 'm'),
+                (Modifier::ReDotAll, 's'),
+            ]
+            .iter()
+            .filter(|(m, _)| has(*m))
+            .map(|(_, c)| *c)
+            .collect();
+            let pattern = if flags.is_empty() {
+                text.to_string()
+            } else {
+                format!("(?{flags}){text}")
+            };
+            let mut builder = regex::RegexBuilder::new(&pattern);
+            builder.size_limit(REGEX_SIZE_LIMIT);
             let regex = builder.build().map_err(|e| {
                 let msg = e.to_string();
                 if msg.contains("look-around") || msg.contains("backreference") {

@@ -200,7 +200,17 @@ fn field_test() -> impl Strategy<Value = (String, Vec<String>)> {
                 vs.iter().map(|v| quote(v)).collect::<Vec<_>>(),
             )
         });
-    let regexes = prop::sample::select(vec!["^a", "b+$", "a.c", "(ab)+", "^$", "[0-9]"]);
+    let regexes = prop::sample::select(vec![
+        "^a",
+        "b+$",
+        "a.c",
+        "(ab)+",
+        "^$",
+        "[0-9]",
+        "abab",
+        "(?i)baba",
+        r"\bAbab\b",
+    ]);
     let re_test = (
         field.clone(),
         prop::sample::select(vec!["|re", "|re|i"]),
@@ -249,12 +259,15 @@ fn selection_yaml() -> impl Strategy<Value = String> {
         }
         out
     };
-    let keywords = prop::collection::vec(prop::sample::select(vec!["ab", "b*c", "x-y", "A", "ke", "xi"]), 1..3)
-        .prop_map(|ks| {
-            ks.iter()
-                .map(|k| format!("        - {}\n", quote(k)))
-                .collect::<String>()
-        });
+    let keywords = prop::collection::vec(
+        prop::sample::select(vec!["ab", "b*c", "x-y", "A", "ke", "xi"]),
+        1..3,
+    )
+    .prop_map(|ks| {
+        ks.iter()
+            .map(|k| format!("        - {}\n", quote(k)))
+            .collect::<String>()
+    });
     prop_oneof![
         4 => map().prop_map(move |m| render_map(m, "        ")),
         2 => prop::collection::vec(map(), 2..3).prop_map(move |ms| {

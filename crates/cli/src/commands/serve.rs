@@ -62,6 +62,12 @@ pub struct HttpArgs {
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Serve HTTPS: PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Serve HTTPS: PEM private key of the certificate (needs --tls-cert).
+    #[arg(long, env = "GATEHOUSE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl HttpArgs {
@@ -70,6 +76,13 @@ impl HttpArgs {
             body_limit_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             reload_on_sighup: true,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(gatehouse_server::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
         }
     }
 }
@@ -169,7 +182,8 @@ pub async fn serve(
     let addr = server
         .local_addr()
         .context("cannot read the listening address")?;
-    let url = format!("http://{addr}");
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
     tracing::info!(%url, "listening");
     announce(&url);
     server
