@@ -515,6 +515,16 @@ pub async fn get_verdict(
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
     let current = load(&state, &gate, release).await?;
+    // The service is known once the release is loaded: a principal confined to other
+    // services is refused here.
+    authz::require_service(
+        &state,
+        &principal,
+        Permission::ReleaseRead,
+        &current.release.service,
+        &format!("release:{release}"),
+    )
+    .await?;
     let pack = state.pack();
     let verdict = gate::evaluate_in_pack(&pack.pack, &current, state.clock().now());
     state.metrics().record_gate_verdict(verdict.decision);
@@ -562,6 +572,16 @@ pub async fn get_memo(
     let release = parse_release_id(&id)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let current = load(&state, &gate, release).await?;
+    // The service is known once the release is loaded: a principal confined to other
+    // services is refused here.
+    authz::require_service(
+        &state,
+        &principal,
+        Permission::ReleaseRead,
+        &current.release.service,
+        &format!("release:{release}"),
+    )
+    .await?;
     let pack = state.pack();
     let (class, model) = class_of(&pack, &current)?;
     let verdict = gate::evaluate(class, model, &current, state.clock().now());
@@ -671,6 +691,16 @@ pub async fn record_approval(
     let action = format!("gate.{}", body.decision.as_str());
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(&state, &gate, release).await?;
+        // The service is known once the release is loaded: a principal confined to other
+        // services is refused here.
+        authz::require_service(
+            &state,
+            &principal,
+            Permission::GateApprove,
+            &current.release.service,
+            &format!("release:{release}"),
+        )
+        .await?;
         let pack = state.pack();
         let (class, model) = class_of(&pack, &current)?;
         let (who, kind) = gate_principal(&pack, &principal);
@@ -759,6 +789,16 @@ pub async fn record_bypass(
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(&state, &gate, release).await?;
+        // The service is known once the release is loaded: a principal confined to other
+        // services is refused here.
+        authz::require_service(
+            &state,
+            &principal,
+            Permission::ReleaseRead,
+            &current.release.service,
+            &format!("release:{release}"),
+        )
+        .await?;
         let pack = state.pack();
         let now = state.clock().now();
         let verdict = gate::evaluate_in_pack(&pack.pack, &current, now);
@@ -863,6 +903,16 @@ pub async fn record_exception(
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(&state, &gate, release).await?;
+        // The service is known once the release is loaded: a principal confined to other
+        // services is refused here.
+        authz::require_service(
+            &state,
+            &principal,
+            Permission::GateRecord,
+            &current.release.service,
+            &format!("release:{release}"),
+        )
+        .await?;
         let pack = state.pack();
         let (class, _) = class_of(&pack, &current)?;
         let (who, kind) = gate_principal(&pack, &principal);
@@ -1016,6 +1066,16 @@ pub async fn record_requirement(
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(&state, &gate, release).await?;
+        // The service is known once the release is loaded: a principal confined to other
+        // services is refused here.
+        authz::require_service(
+            &state,
+            &principal,
+            Permission::GateRecord,
+            &current.release.service,
+            &format!("release:{release}"),
+        )
+        .await?;
         let pack = state.pack();
         let (class, _) = class_of(&pack, &current)?;
         let (who, kind) = gate_principal(&pack, &principal);
@@ -1108,6 +1168,16 @@ pub async fn record_risk(
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
         let current = load(&state, &gate, release).await?;
+        // The service is known once the release is loaded: a principal confined to other
+        // services is refused here.
+        authz::require_service(
+            &state,
+            &principal,
+            Permission::GateRecord,
+            &current.release.service,
+            &format!("release:{release}"),
+        )
+        .await?;
         let pack = state.pack();
         let (_, model) = class_of(&pack, &current)?;
         let Some(model) = model else {

@@ -69,8 +69,13 @@ pub async fn list_releases(
         })
         .await
         .map_err(|e| ApiError::internal("listing releases", e))?;
+    // A principal confined to some services sees only their releases.
     Ok(Json(ReleaseList {
-        releases: releases.into_iter().map(ReleaseView::from).collect(),
+        releases: releases
+            .into_iter()
+            .filter(|r| principal.may_act_on_service(&r.service))
+            .map(ReleaseView::from)
+            .collect(),
     }))
 }
 
@@ -107,6 +112,14 @@ pub async fn get_release(
         .await
         .map_err(|e| ApiError::internal("reading a release", e))?
         .ok_or_else(|| ApiError::NotFound(format!("release {id} not found")))?;
+    authz::require_service(
+        &state,
+        &principal,
+        Permission::ReleaseRead,
+        &release.service,
+        &format!("release:{id}"),
+    )
+    .await?;
     Ok(Json(ReleaseView::from(release)))
 }
 
