@@ -130,6 +130,19 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, Refu
     if stale && let Err(err) = state.store().touch_api_token(&record.id, now).await {
         tracing::warn!(error = %err, token_id, "cannot record API token use");
     }
+    // At most one `token-used` event per token per LAST_USED_RESOLUTION, like the last-used
+    // time, so busy pipelines do not flood the event store.
+    if stale {
+        use crate::security_events::{Category, Outcome, SecurityEvent, action};
+        crate::security_events::emit(
+            state,
+            SecurityEvent::new(Category::Iam, action::TOKEN_USED, Outcome::Success)
+                .user(record.principal.clone())
+                .field("gatehouse.token_id", token_id.clone())
+                .field("user.roles", json!(record.roles)),
+        )
+        .await;
+    }
 
     Ok(Principal {
         id: record.principal.clone(),

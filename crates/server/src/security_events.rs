@@ -19,7 +19,8 @@ use axum::extract::{ConnectInfo, Request};
 use crate::hardening::ClientAddr;
 use axum::middleware::Next;
 use axum::response::Response;
-use gatehouse_core::events::NewEvent;
+use gatehouse_core::events::{EventStore, NewEvent};
+use gatehouse_core::store::StoreError;
 use serde_json::{Map, Value, json};
 
 use crate::state::AppState;
@@ -212,6 +213,25 @@ pub async fn capture_request(request: Request, next: Next) -> Response {
 /// The context of the request being served on this task, if any.
 pub fn current_request() -> Option<RequestContext> {
     REQUEST.try_with(Clone::clone).ok()
+}
+
+/// Appends `event` to `events` directly, stamped `at`: for offline commands without a running
+/// server (`gatehouse keys rotate`, `gatehouse token create --data-dir`). The detector of a
+/// server sharing the database picks it up on its next poll.
+pub async fn append_offline(
+    events: &dyn EventStore,
+    at: jiff::Timestamp,
+    event: &SecurityEvent,
+) -> Result<(), StoreError> {
+    let ecs = event.to_ecs(at, None);
+    let stored = NewEvent {
+        source: SOURCE.to_owned(),
+        received_at: at,
+        event_time: Some(at),
+        raw: ecs.to_string(),
+        ecs,
+    };
+    events.append_events(&[stored]).await.map(|_| ())
 }
 
 /// Appends `event` to the event store (source `gatehouse`) and wakes the detector. Never fails:

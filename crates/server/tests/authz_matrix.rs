@@ -379,7 +379,18 @@ async fn a_denied_request_and_a_failed_authentication_are_stored_security_events
     );
     assert_eq!(failure["source"]["ip"], "127.0.0.1");
     // An allowed request emits no denial for the admin.
-    assert!(!events.iter().any(|e| e["user"]["id"] == "matrix-admin"));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["user"]["id"] == "matrix-admin" && e["event"]["outcome"] == "failure")
+    );
+    // The viewer's token was used for the first time: one token-used event.
+    let used: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"]["action"] == "token-used" && e["user"]["id"] == "matrix-viewer")
+        .collect();
+    assert_eq!(used.len(), 1, "{events:#?}");
+    assert_eq!(used[0]["event"]["category"], serde_json::json!(["iam"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
