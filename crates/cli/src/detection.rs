@@ -1,9 +1,9 @@
 //! Options of `gatehouse serve` for event ingestion, online Sigma detection and retention, and
 //! the wiring that starts them (kept out of `serve.rs` so that command stays about serving).
 //!
-//! The pack declares no event sources or rule folders yet, so rule folders come from
-//! `--rules` and the field mappings are the detect crate's defaults (Windows event logs work
-//! out of the box).
+//! Rule folders, field mappings and retention come from the pack (`DetectionRules`,
+//! `EventSource`); `--rules` adds folders and `--source-retention` overrides a source's
+//! retention. [`pack_rules`] is how `hunt` and `rules check` read the same from `--pack`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,6 +76,21 @@ impl DetectionArgs {
             ..DetectionConfig::default()
         })
     }
+}
+
+/// Reads the rules of the pack at `dir` (its `DetectionRules` folders) into `set` and returns
+/// its event sources. A pack with errors is refused with every finding printed, as `serve`
+/// does.
+pub fn pack_rules(
+    dir: &std::path::Path,
+    options: &gatehouse_detect::rule::LoadOptions,
+    set: &mut gatehouse_detect::rule::RuleSet,
+) -> anyhow::Result<gatehouse_detect::mapping::SourceMap> {
+    let loaded = crate::commands::serve::load_pack_for_serving(dir)?;
+    gatehouse_pack::detection::load_rules(dir, &loaded.pack, options, set)
+        .with_context(|| format!("reading the rule folders of the pack {}", dir.display()))?;
+    gatehouse_pack::detection::source_map(&loaded.pack)
+        .with_context(|| format!("the event sources of the pack {}", dir.display()))
 }
 
 /// Opens the control-plane store and the event store over the same database.

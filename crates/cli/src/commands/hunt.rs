@@ -30,8 +30,12 @@ enum Format {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Sigma rule file or directory (repeatable).
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "pack")]
     rules: Vec<PathBuf>,
+    /// Policy pack: its `DetectionRules` folders are loaded (besides any --rules) and its
+    /// `EventSource` field mappings and log sources applied.
+    #[arg(long)]
+    pack: Option<PathBuf>,
     /// JSON, JSON-array, JSON-lines or plain-text event files; `-` reads JSON lines from
     /// standard input.
     #[arg(required = true)]
@@ -285,6 +289,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         load.add_placeholder_arg(p).map_err(anyhow::Error::msg)?;
     }
     let mut set = RuleSet::default();
+    let sources = match &args.pack {
+        Some(dir) => Some(crate::detection::pack_rules(dir, &load, &mut set)?),
+        None => None,
+    };
     for path in &args.rules {
         set.add_path(path, &load)
             .with_context(|| format!("reading rules from {}", path.display()))?;
@@ -304,7 +312,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if set.loaded() == 0 {
         bail!("no Sigma rule could be loaded from {:?}", args.rules);
     }
-    let engine = Engine::compile(&set);
+    let mut engine = Engine::compile(&set);
+    if let Some(sources) = sources {
+        engine = engine.with_source_map(sources);
+    }
     let mut feeds = vec![false; engine.rule_count()];
     for c in engine.correlations() {
         for r in &c.refs {

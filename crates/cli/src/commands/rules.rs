@@ -32,7 +32,11 @@ enum Format {
 #[derive(Debug, clap::Args)]
 struct CheckArgs {
     /// A rule file or a directory searched recursively for .yml/.yaml files.
-    path: PathBuf,
+    #[arg(required_unless_present = "pack")]
+    path: Option<PathBuf>,
+    /// Policy pack whose `DetectionRules` folders are checked (besides PATH).
+    #[arg(long)]
+    pack: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
     /// Values for `expand` placeholders, `NAME=value1,value2` (repeatable).
@@ -64,8 +68,13 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         load.add_placeholder_arg(p).map_err(anyhow::Error::msg)?;
     }
     let mut set = RuleSet::default();
-    set.add_path(&args.path, &load)
-        .with_context(|| format!("reading rules from {}", args.path.display()))?;
+    if let Some(dir) = &args.pack {
+        crate::detection::pack_rules(dir, &load, &mut set)?;
+    }
+    if let Some(path) = &args.path {
+        set.add_path(path, &load)
+            .with_context(|| format!("reading rules from {}", path.display()))?;
+    }
     set.resolve();
     // Compile too: what loads must also compile into the shared plan.
     let engine = Engine::compile(&set);
