@@ -36,6 +36,8 @@ enum Command {
     Schema(commands::schema::Args),
     /// Offline administration of the data directory (`admin bootstrap`: first admin token).
     Admin(commands::admin::Args),
+    /// The tamper-evident audit log, offline (`audit export FILE`, `audit verify FILE`).
+    Audit(commands::audit::Args),
     /// Release records on a running server (list, show, create).
     Release(commands::release::Args),
     /// The pack a running server enforces (status, reload).
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => commands::lint::run(args),
         Command::Schema(args) => commands::schema::run(args),
         Command::Admin(args) => commands::admin::run(args),
+        Command::Audit(args) => commands::audit::run(args),
         Command::Release(args) => commands::release::run(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Evidence(args) => commands::evidence::run(args),

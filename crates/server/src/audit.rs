@@ -28,7 +28,11 @@ pub async fn append(
         outcome,
         detail,
     };
-    state.store().append_audit(&record).await
+    let seq = state.store().append_audit(&record).await?;
+    if let (Some(log), Ok(size)) = (state.audit_log(), u64::try_from(seq)) {
+        log.after_append(size, record.at).await;
+    }
+    Ok(seq)
 }
 
 /// [`append`] for paths that must answer the client whatever happens to the audit write

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_log;
 pub mod auth;
 pub mod authz;
 pub mod catalog;

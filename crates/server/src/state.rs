@@ -30,6 +30,8 @@ struct Inner {
     gate: std::sync::OnceLock<Arc<crate::routes::gate::Gate>>,
     /// Event ingestion and online detection, attached once by the binary when it runs them.
     detection: std::sync::OnceLock<Arc<crate::detection::Detection>>,
+    /// The audit log's signing key and tree-head schedule, attached once by the binary.
+    audit_log: std::sync::OnceLock<Arc<crate::audit_log::AuditLog>>,
     /// OIDC issuers' cached keys and pending sign-ins (crate::oidc).
     oidc: crate::oidc::Oidc,
 }
@@ -56,6 +58,7 @@ impl AppState {
                 reload_lock: tokio::sync::Mutex::new(()),
                 gate: std::sync::OnceLock::new(),
                 detection: std::sync::OnceLock::new(),
+                audit_log: std::sync::OnceLock::new(),
                 oidc: crate::oidc::Oidc::new(),
             }),
         }
@@ -107,6 +110,16 @@ impl AppState {
     /// OIDC key caches and pending sign-ins.
     pub fn oidc(&self) -> &crate::oidc::Oidc {
         &self.inner.oidc
+    }
+
+    /// The audit log's signing side, when the binary attached it.
+    pub fn audit_log(&self) -> Option<&Arc<crate::audit_log::AuditLog>> {
+        self.inner.audit_log.get()
+    }
+
+    /// Attaches the audit log's signing side; only the first call has an effect.
+    pub fn attach_audit_log(&self, audit_log: Arc<crate::audit_log::AuditLog>) {
+        let _ = self.inner.audit_log.set(audit_log);
     }
 
     /// The release gate, when the binary attached it.

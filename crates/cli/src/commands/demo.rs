@@ -85,6 +85,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the demo server")?;
         audit_seeded(&state, &seeded).await?;
+        // The audit log's signing key and tree heads, as `serve` attaches them.
+        super::audit::attach_to_server(
+            &state,
+            &serve::StorageArgs {
+                data_dir: data_dir.clone(),
+                database_url: None,
+            },
+            &super::audit::AuditLogArgs {
+                audit_signing_key: None,
+                audit_head_every: gatehouse_server::audit_log::DEFAULT_HEAD_EVERY,
+            },
+        )
+        .await?;
         let token = issue_admin_token(&state).await?;
         let banner = Banner {
             token,

@@ -16,6 +16,7 @@ pub fn exit_error() -> ExitCode {
 }
 
 pub mod admin;
+pub mod audit;
 pub mod backlog;
 pub mod demo;
 pub mod evidence;

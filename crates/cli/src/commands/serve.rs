@@ -101,6 +101,8 @@ pub struct Args {
     pub detection: crate::detection::DetectionArgs,
     #[command(flatten)]
     pub gate: super::gate::ServeGateArgs,
+    #[command(flatten)]
+    pub audit_log: super::audit::AuditLogArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -122,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the server")?;
         crate::detection::start(&state, events, detection_config).await?;
         super::gate::attach_to_server(&state, &store_config, &args.gate).await?;
+        super::audit::attach_to_server(&state, &args.storage, &args.audit_log).await?;
         serve(
             listener,
             args.http.server_config(),
