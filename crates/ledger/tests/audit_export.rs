@@ -654,3 +654,54 @@ fn a_log_whose_signing_key_was_rotated_verifies_with_both_keys() {
         "{report}"
     );
 }
+
+/// `export_as_stored` is what `gatehouse audit export` writes from a store that may have been
+/// tampered with: identical to `export` for an intact log, and it still writes a file (that
+/// fails verification, naming what is missing) when rows were deleted.
+#[test]
+fn export_as_stored_matches_export_and_exports_deleted_rows() {
+    let (entries, heads, key, _) = build(12, 4);
+    let mut strict = Vec::new();
+    export(&entries, &heads, &[key.verifying_key()], &mut strict).unwrap();
+    let mut stored = Vec::new();
+    gatehouse_ledger::export_as_stored(&entries, &heads, &[key.verifying_key()], &mut stored)
+        .unwrap();
+    assert_eq!(stored, strict);
+
+    // Entry seq 6 deleted from the store.
+    let mut missing_middle = entries.clone();
+    missing_middle.remove(5);
+    let mut out = Vec::new();
+    gatehouse_ledger::export_as_stored(&missing_middle, &heads, &[key.verifying_key()], &mut out)
+        .unwrap();
+    let report = verify(out.as_slice(), Some(&[key.verifying_key()])).unwrap();
+    assert!(!report.is_intact(), "{report}");
+    assert!(
+        report.findings.iter().any(|f| matches!(
+            f.problem,
+            Problem::Deleted {
+                first_seq: 6,
+                last_seq: 6
+            }
+        )),
+        "{report}"
+    );
+
+    // The last two entries deleted: the head at 12 is written at the end and names the gap.
+    let mut out = Vec::new();
+    gatehouse_ledger::export_as_stored(&entries[..10], &heads, &[key.verifying_key()], &mut out)
+        .unwrap();
+    let report = verify(out.as_slice(), Some(&[key.verifying_key()])).unwrap();
+    assert!(!report.is_intact(), "{report}");
+    assert!(
+        report.findings.iter().any(|f| matches!(
+            f.problem,
+            Problem::HeadMisplaced {
+                tree_size: 12,
+                entries_before: 10,
+                ..
+            }
+        )),
+        "{report}"
+    );
+}
