@@ -8,13 +8,13 @@
 //! over the same database.
 //!
 //! A *signal* is one Sigma rule matching one stored event. Signals reference the event by id,
-//! carry the rule's level as a [`Severity`] and a [`dedup_key`] so that the alerting that
-//! follows can fold repeats of the same finding into one alert.
+//! carry the rule's level as a [`Severity`] and a deduplication key (computed by the detect
+//! crate's `stream::Detector`) so that the alerting that follows can fold repeats of the same
+//! finding into one alert.
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::store::StoreError;
 
@@ -100,7 +100,8 @@ pub struct NewSignal {
     pub rule_id: String,
     pub rule_title: String,
     pub severity: Severity,
-    /// See [`dedup_key`].
+    /// Equal for signals reporting the same finding (rule and matched values); computed by
+    /// the detect crate's `stream::Detector`, stable across runs.
     pub dedup_key: String,
     pub matched_fields: Vec<MatchedField>,
     /// The stored event that matched.
@@ -130,28 +131,6 @@ pub struct SignalQuery {
     pub after_id: i64,
     /// At most this many (capped at [`crate::store::MAX_PAGE_SIZE`]).
     pub limit: u32,
-}
-
-/// The deduplication key of a match: the rule id and the (sorted) field values that made it
-/// match, hashed so the key has a fixed size whatever the values are. Two matches with the same
-/// key are the same finding seen again.
-pub fn dedup_key(rule_id: &str, fields: &[MatchedField]) -> String {
-    let mut pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|f| (f.field.as_str(), f.value.as_str()))
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    let mut hasher = Sha256::new();
-    for (field, value) in pairs {
-        // Length prefixes keep ("ab","c") and ("a","bc") apart.
-        hasher.update((field.len() as u64).to_le_bytes());
-        hasher.update(field.as_bytes());
-        hasher.update((value.len() as u64).to_le_bytes());
-        hasher.update(value.as_bytes());
-    }
-    let digest = hex::encode(hasher.finalize());
-    format!("{rule_id}:{}", &digest[..32])
 }
 
 /// Whether `name` is an acceptable source name: 1–64 characters of `[A-Za-z0-9._-]`.
@@ -208,33 +187,6 @@ pub trait EventStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn field(f: &str, v: &str) -> MatchedField {
-        MatchedField {
-            field: f.into(),
-            value: v.into(),
-        }
-    }
-
-    #[test]
-    fn dedup_key_ignores_field_order_but_not_values() {
-        let a = dedup_key("r1", &[field("a", "1"), field("b", "2")]);
-        let b = dedup_key("r1", &[field("b", "2"), field("a", "1")]);
-        let c = dedup_key("r1", &[field("a", "1"), field("b", "3")]);
-        let d = dedup_key("r2", &[field("a", "1"), field("b", "2")]);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_ne!(a, d);
-        assert!(a.starts_with("r1:"));
-    }
-
-    #[test]
-    fn dedup_key_separates_shifted_boundaries() {
-        assert_ne!(
-            dedup_key("r", &[field("ab", "c")]),
-            dedup_key("r", &[field("a", "bc")])
-        );
-    }
 
     #[test]
     fn source_names_are_restricted() {

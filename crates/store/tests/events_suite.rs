@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use gatehouse_core::events::{
-    EventStore, MatchedField, NewEvent, NewSignal, Severity, SignalQuery, dedup_key,
+    EventStore, MatchedField, NewEvent, NewSignal, Severity, SignalQuery,
 };
 use gatehouse_core::store::StoreError;
 use gatehouse_store::{StoreConfig, open_with_events};
@@ -141,7 +141,7 @@ fn signal(rule: &str, event_id: i64, created: Timestamp) -> NewSignal {
         rule_id: rule.into(),
         rule_title: format!("title of {rule}"),
         severity: Severity::High,
-        dedup_key: dedup_key(rule, &fields),
+        dedup_key: format!("{rule}:{event_id}"),
         matched_fields: fields,
         event_id,
         event_source: "winlog".into(),
