@@ -29,6 +29,7 @@ struct Harness {
     events: Arc<dyn EventStore>,
     state: AppState,
     client: reqwest::Client,
+    pack_dir: PathBuf,
     _temp: tempfile::TempDir,
 }
 
@@ -108,6 +109,7 @@ async fn start(rule_paths: Vec<PathBuf>) -> Harness {
         events,
         state,
         client: reqwest::Client::new(),
+        pack_dir,
         _temp: temp,
     }
 }
@@ -536,4 +538,63 @@ async fn responses_carry_security_headers_and_json_bodies_are_bounded() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pack_reload_rebuilds_the_policy() {
+    let h = start(Vec::new()).await;
+    let reload = |role: &'static str| {
+        let request = h
+            .client
+            .post(format!("{}/api/v1/pack/reload", h.base))
+            .bearer_auth(&h.tokens[role]);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(reload("viewer").await, 403);
+    // The pack now grants viewers pack.reload, and takes release.read away from auditors.
+    let identity = h.pack_dir.join("identity.yaml");
+    let text = std::fs::read_to_string(&identity).unwrap();
+    let text = text
+        .replacen(
+            "id: viewer\n",
+            "id: viewer\npermissions: [pack.read, pack.reload]\n",
+            1,
+        )
+        .replacen(
+            "id: auditor\n",
+            "id: auditor\npermissions: [audit.read]\n",
+            1,
+        );
+    std::fs::write(&identity, text).unwrap();
+    assert_eq!(reload("operator").await, 200);
+    assert_eq!(reload("viewer").await, 200);
+    let read = h
+        .client
+        .get(format!("{}/api/v1/releases", h.base))
+        .bearer_auth(&h.tokens["auditor"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status().as_u16(), 403);
+    // A pack naming an unknown permission is refused by lint; the policy in force stays.
+    let text = std::fs::read_to_string(&identity).unwrap().replacen(
+        "[pack.read, pack.reload]",
+        "[pack.read, pack.reload, pack.destroy]",
+        1,
+    );
+    std::fs::write(&identity, text).unwrap();
+    let refused = h
+        .client
+        .post(format!("{}/api/v1/pack/reload", h.base))
+        .bearer_auth(&h.tokens["operator"])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(refused.status().as_u16(), 200);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("unknown-permission"), "{body}");
+    assert!(body.contains("identity.yaml"), "{body}");
+    // The viewer still holds pack.reload (the refused pack changed nothing): its reload is
+    // refused for the pack's errors (422), not for permission (403).
+    assert_eq!(reload("viewer").await, 422);
 }
