@@ -38,14 +38,15 @@ enum Command {
     Admin(commands::admin::Args),
     /// The tamper-evident audit log, offline (`audit export FILE`, `audit verify FILE`).
     Audit(commands::audit::Args),
-    /// Release records on a running server (list, show, create).
+    /// Release records on a running server (list, show, create, approve, reject, memo).
     Release(commands::release::Args),
     /// The pack a running server enforces (status, reload).
     Pack(commands::pack::Args),
     /// Evidence tools (`evidence inspect --kind KIND FILE`: parse offline, print the facts;
     /// `evidence add REL --kind KIND FILE`: attach to a release on a server).
     Evidence(commands::evidence::Args),
-    /// The release gate on a running server (check, approve, reject, except, bypass, memo).
+    /// The release gate on a running server (check, approve, reject, except, requirement,
+    /// risk, bypass, memo, metrics).
     Gate(commands::gate::Args),
     /// Run Sigma rules over JSON / JSON-lines event files (offline hunting).
     Hunt(commands::hunt::Args),

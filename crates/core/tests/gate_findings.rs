@@ -6,9 +6,10 @@
 mod support;
 
 use gatehouse_core::gate::{
-    Actor, Attachment, Exception, ExceptionScope, FindingScope, FindingTally, GateCategory,
-    GateDecision, ReasonLevel,
+    Actor, Attachment, EvidenceFacts, Exception, ExceptionScope, FindingScope, FindingTally,
+    GateCategory, GateDecision, ReasonLevel,
 };
+use gatehouse_evidence::Facts;
 use support::{Scenario, codes, days, parse, t};
 
 fn except(s: &mut Scenario, id: &str, finding: FindingScope) {
@@ -104,10 +105,9 @@ fn a_sarif_rule_exception_clears_a_report_whose_results_it_covers() {
 }
 
 #[test]
-fn a_sarif_rule_exception_counts_the_worst_case_when_levels_cannot_be_attributed() {
-    // The facts count results per rule and per level, not per rule *and* level: after
-    // excepting js/sql-injection (2 of 3 results) the one remaining result could be an error,
-    // so the gate counts it as one (fail closed) and says why.
+fn a_sarif_rule_exception_removes_exactly_that_rules_results_per_level() {
+    // The facts count unsuppressed results per rule and level: excepting js/sql-injection (the
+    // two errors) leaves the warning of the other rule, and nothing high.
     let mut s = Scenario::passing_normal();
     s.attach("sarif", "sarif_two_errors_one_warning.sarif", t(1));
     except(
@@ -118,14 +118,14 @@ fn a_sarif_rule_exception_counts_the_worst_case_when_levels_cannot_be_attributed
         },
     );
     let verdict = s.verdict(t(3));
-    assert_eq!(verdict.findings.high, 1);
+    assert_eq!(verdict.findings.high, 0);
     assert_eq!(verdict.findings.medium, 1);
-    let over = verdict
-        .reasons()
-        .find(|(_, r)| r.code == "findings_over_threshold")
-        .unwrap()
-        .1;
-    assert!(over.message.contains("upper bound"), "{}", over.message);
+    assert!(
+        verdict
+            .reasons()
+            .all(|(_, r)| r.code != "findings_over_threshold"),
+        "{verdict:#?}"
+    );
 
     // Excepting the warning's rule instead leaves both errors counted.
     let mut s = Scenario::passing_normal();
@@ -139,7 +139,35 @@ fn a_sarif_rule_exception_counts_the_worst_case_when_levels_cannot_be_attributed
     );
     let verdict = s.verdict(t(3));
     assert_eq!(verdict.findings.high, 2);
-    assert_eq!(verdict.findings.medium, 1);
+    assert_eq!(verdict.findings.medium, 0);
+}
+
+#[test]
+fn a_sarif_rule_exception_counts_the_worst_case_when_rules_were_truncated() {
+    // When the log had more rules than the parser lists, per-rule counts are incomplete: the
+    // remaining results could be errors, so the gate counts them so (fail closed) and says why.
+    let mut s = Scenario::passing_normal();
+    s.attach("sarif", "sarif_two_errors_one_warning.sarif", t(1));
+    let item = s.state.evidence.last_mut().unwrap();
+    let EvidenceFacts::Parsed(Facts::Sarif(facts)) = &mut item.facts else {
+        panic!("SARIF facts expected");
+    };
+    facts.rule_ids_truncated = true;
+    except(
+        &mut s,
+        "EXC-SQLI",
+        FindingScope::SarifRule {
+            rule_id: "js/sql-injection".into(),
+        },
+    );
+    let verdict = s.verdict(t(3));
+    assert_eq!(verdict.findings.high, 1);
+    let over = verdict
+        .reasons()
+        .find(|(_, r)| r.code == "findings_over_threshold")
+        .unwrap()
+        .1;
+    assert!(over.message.contains("upper bound"), "{}", over.message);
 }
 
 #[test]

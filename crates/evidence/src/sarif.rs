@@ -94,6 +94,9 @@ pub struct SarifFacts {
     pub rule_ids: BTreeMap<String, u64>,
     /// True when more distinct rule ids existed than [`Limits::max_listed`].
     pub rule_ids_truncated: bool,
+    /// `unsuppressed_by_level` per rule id (same bound as `rule_ids`), so an exception of one
+    /// rule removes exactly that rule's results from each level.
+    pub unsuppressed_by_rule: BTreeMap<String, LevelCounts>,
 }
 
 pub(crate) fn parse<R: BufRead>(
@@ -560,6 +563,17 @@ fn add_result_group(
         .id
         .as_deref()
         .or_else(|| rule.and_then(|r| r.id.as_deref()));
+    if let Some(rule_id) = rule_id
+        && !matches!(key.suppression, Suppression::Effective)
+        && (facts.unsuppressed_by_rule.contains_key(rule_id)
+            || facts.unsuppressed_by_rule.len() < limits.max_listed)
+    {
+        facts
+            .unsuppressed_by_rule
+            .entry(rule_id.to_string())
+            .or_default()
+            .add(level, count);
+    }
     if let Some(rule_id) = rule_id {
         if let Some(total) = facts.rule_ids.get_mut(rule_id) {
             *total += count;

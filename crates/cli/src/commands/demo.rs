@@ -85,6 +85,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the demo server")?;
         audit_seeded(&state, &seeded).await?;
+        // The release gate, as `serve` attaches it, so the gate routes answer in the demo.
+        super::gate::attach_to_server(
+            &state,
+            &StoreConfig::Sqlite {
+                data_dir: data_dir.clone(),
+            },
+            &super::gate::ServeGateArgs {
+                max_evidence_bytes: gatehouse_server::routes::gate::DEFAULT_MAX_EVIDENCE_BYTES,
+            },
+        )
+        .await?;
+        // Evidence sealed at rest under a key generated in the demo's data directory.
+        super::keys::attach_vault(
+            &state,
+            &StoreConfig::Sqlite {
+                data_dir: data_dir.clone(),
+            },
+            &data_dir,
+            super::keys::keyring_for_server(
+                &super::keys::KeyArgs::default(),
+                &StoreConfig::Sqlite {
+                    data_dir: data_dir.clone(),
+                },
+            )?,
+        )
+        .await?;
         // The audit log's signing key and tree heads, as `serve` attaches them.
         super::audit::attach_to_server(
             &state,
@@ -98,9 +124,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         )
         .await?;
+        // Sign-in, sessions and token management, as `serve` attaches them.
+        crate::identity::attach_to_server(
+            &state,
+            &StoreConfig::Sqlite {
+                data_dir: data_dir.clone(),
+            },
+            &crate::identity::IdentityArgs::default(),
+        )
+        .await?;
         let token = issue_admin_token(&state).await?;
+        let people = issue_people_tokens(&state).await?;
         let banner = Banner {
             token,
+            people,
             data_dir: data_dir.clone(),
             pack_dir: pack_dir.clone(),
             temporary: args.data_dir.is_none(),
@@ -276,9 +313,50 @@ async fn issue_admin_token(state: &AppState) -> anyhow::Result<IssuedToken> {
     Ok(issued)
 }
 
+/// Pack people whose tokens the demo prints, so the release-gate tour (submitter, approver,
+/// security lead) can be walked with separation of duties.
+const DEMO_PEOPLE: [&str; 3] = ["alice", "bob", "carol"];
+
+/// A token per [`DEMO_PEOPLE`] member the pack defines, carrying that person's pack roles (the
+/// gate reads the same roles from the pack), each recorded in the audit log.
+async fn issue_people_tokens(state: &AppState) -> anyhow::Result<Vec<(String, IssuedToken)>> {
+    let pack = state.pack();
+    let now = state.clock().now();
+    let expires_at = now
+        .checked_add(DEMO_TOKEN_LIFETIME)
+        .context("cannot compute the demo token's expiry")?;
+    let mut issued = Vec::new();
+    for id in DEMO_PEOPLE {
+        let Some(person) = pack.pack.person(id) else {
+            continue;
+        };
+        let roles: Vec<String> = person.roles.iter().map(|r| r.value.clone()).collect();
+        let token = IssuedToken::generate(id, roles.clone(), now, Some(expires_at))?;
+        state
+            .store()
+            .insert_api_token(token.record())
+            .await
+            .context("cannot store a demo API token")?;
+        gatehouse_server::audit::append(
+            state,
+            "system:demo",
+            "token.create",
+            &format!("token:{}", token.record().id),
+            AuditOutcome::Succeeded,
+            json!({ "principal": id, "roles": roles, "expires_at": expires_at }),
+        )
+        .await
+        .context("cannot audit a demo API token")?;
+        issued.push((id.to_owned(), token));
+    }
+    Ok(issued)
+}
+
 /// What the demo prints once it is listening.
 struct Banner {
     token: IssuedToken,
+    /// (person id, token) of [`DEMO_PEOPLE`].
+    people: Vec<(String, IssuedToken)>,
     data_dir: PathBuf,
     pack_dir: PathBuf,
     temporary: bool,
@@ -297,6 +375,11 @@ impl Banner {
                 "expires_at": record.expires_at,
                 "data_dir": self.data_dir.display().to_string(),
                 "pack_dir": self.pack_dir.display().to_string(),
+                "people": self
+                    .people
+                    .iter()
+                    .map(|(id, t)| (id.clone(), json!(t.token())))
+                    .collect::<serde_json::Map<_, _>>(),
             });
             outln!("{value}");
             return;
@@ -325,6 +408,13 @@ impl Banner {
         outln!("Demo admin API token (shown only now; expires {expires}):");
         outln!("  {token}");
         outln!();
+        if !self.people.is_empty() {
+            outln!("Tokens of pack people for the release-gate tour (roles from the pack):");
+            for (id, token) in &self.people {
+                outln!("  {id}: {}", token.token());
+            }
+            outln!();
+        }
         outln!("Try:");
         outln!("  curl -H 'Authorization: Bearer {token}' {url}/api/v1/releases");
         outln!("  export GATEHOUSE_SERVER={url} GATEHOUSE_TOKEN={token}");

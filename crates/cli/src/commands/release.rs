@@ -1,4 +1,6 @@
-//! `gatehouse release list|show|create`: release records on a running server.
+//! `gatehouse release list|show|create`: release records on a running server; and
+//! `release approve|reject|memo`, the gate commands under the names of the release workflow
+//! (the same code as `gate approve|reject|memo`).
 
 use std::process::ExitCode;
 
@@ -24,6 +26,13 @@ pub enum ReleaseCommand {
     Show(ShowArgs),
     /// Record a new release.
     Create(CreateArgs),
+    /// Approve a step of the approver path (same as `gate approve`).
+    Approve(super::gate::DecideArgs),
+    /// Reject a step of the approver path, saying why (same as `gate reject`).
+    Reject(super::gate::DecideArgs),
+    /// The security release memo, `--format md|html`; `--log FILE --tag SEC-PH5` appends a
+    /// tagged readiness entry instead (same as `gate memo`).
+    Memo(super::gate::MemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +100,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ReleaseCommand::List(a) => list(a).await,
             ReleaseCommand::Show(a) => show(a).await,
             ReleaseCommand::Create(a) => create(a).await,
+            ReleaseCommand::Approve(a) => {
+                super::gate::decide(a, gatehouse_core::gate::ApprovalDecision::Approve).await
+            }
+            ReleaseCommand::Reject(a) => {
+                super::gate::decide(a, gatehouse_core::gate::ApprovalDecision::Reject).await
+            }
+            ReleaseCommand::Memo(a) => super::gate::memo(a).await,
         }
     })?
 }

@@ -10,8 +10,10 @@
 //! | JUnit | test cases that failed or errored | high |
 //!
 //! Fail-closed counting: facts are aggregates, so where an exception cannot be attributed
-//! exactly the count stays an upper bound. A SARIF rule exception removes at most that rule's
-//! results (`rule_ids`) from each level; a vulnerability missing from a truncated list is
+//! exactly the count stays an upper bound. A SARIF rule exception removes exactly that rule's
+//! unsuppressed results from each level (`unsuppressed_by_rule`); when the log had more rules
+//! than the parser lists (`rule_ids_truncated`), at most that rule's results (`rule_ids`), and
+//! the rest stays an upper bound; a vulnerability missing from a truncated list is
 //! counted at the severity `by_severity` gives it and no VEX statement can clear it; an
 //! unrated vulnerability counts as critical, because the gate cannot rank it.
 //!
@@ -160,11 +162,20 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
         match facts {
             Facts::Sarif(f) => {
                 let mut excepted = 0u64;
+                // Per-level counts of the excepted rules' unsuppressed results, when the facts
+                // have them for every rule (not truncated): then the exception is exact.
+                let exact = !f.rule_ids_truncated;
+                let mut excepted_levels = [0u64; 3];
                 for (scope, x) in &finding_scopes {
                     if let FindingScope::SarifRule { rule_id } = scope
                         && let Some(count) = f.rule_ids.get(rule_id)
                     {
                         excepted = excepted.saturating_add(*count);
+                        if let Some(levels) = f.unsuppressed_by_rule.get(rule_id) {
+                            excepted_levels[0] = excepted_levels[0].saturating_add(levels.error);
+                            excepted_levels[1] = excepted_levels[1].saturating_add(levels.warning);
+                            excepted_levels[2] = excepted_levels[2].saturating_add(levels.note);
+                        }
                         reasons.push(with_evidence(
                             ctx.reason(
                                 ReasonLevel::Info,
@@ -190,14 +201,23 @@ pub(super) fn assess(ctx: &Ctx<'_>) -> (Vec<Reason>, FindingTally) {
                     ),
                     (SeverityLevel::Low, f.unsuppressed_by_level.note, "note"),
                 ];
-                for (severity, count, level) in levels {
-                    let count = count.min(not_excepted);
+                for (index, (severity, count, level)) in levels.into_iter().enumerate() {
+                    let count = if exact {
+                        count.saturating_sub(excepted_levels[index])
+                    } else {
+                        count.min(not_excepted)
+                    };
                     if count > 0 {
                         contributions.push(Contribution {
                             severity,
                             count,
                             item,
-                            what: if excepted > 0 {
+                            what: if excepted > 0 && exact {
+                                format!(
+                                    "unsuppressed SARIF {level} result(s) outside the excepted \
+                                     rules"
+                                )
+                            } else if excepted > 0 {
                                 format!(
                                     "unsuppressed SARIF {level} result(s) outside the excepted \
                                      rules (an upper bound: the facts do not split levels by rule)"
