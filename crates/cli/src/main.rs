@@ -4,6 +4,7 @@
 mod client;
 mod commands;
 mod detection;
+mod identity;
 mod logging;
 mod output;
 mod runtime;
@@ -40,6 +41,11 @@ enum Command {
     Audit(commands::audit::Args),
     /// Release records on a running server (list, show, create, approve, reject, memo).
     Release(commands::release::Args),
+    /// Local people who sign in with a password, offline on the data directory (add, list,
+    /// disable).
+    User(commands::user::Args),
+    /// API tokens on a running server (create, list, revoke).
+    Token(commands::token::Args),
     /// The pack a running server enforces (status, reload).
     Pack(commands::pack::Args),
     /// Evidence tools (`evidence inspect --kind KIND FILE`: parse offline, print the facts;
@@ -77,6 +83,8 @@ fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(args),
         Command::Admin(args) => commands::admin::run(args),
         Command::Audit(args) => commands::audit::run(args),
+        Command::User(args) => commands::user::run(args),
+        Command::Token(args) => commands::token::run(args),
         Command::Release(args) => commands::release::run(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Evidence(args) => commands::evidence::run(args),

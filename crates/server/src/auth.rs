@@ -82,6 +82,12 @@ impl Refusal {
 }
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, Refusal> {
+    // No Authorization header but a session cookie: a browser session (crate::session).
+    if !parts.headers.contains_key(AUTHORIZATION)
+        && let Some(outcome) = crate::session::authenticate_cookie(parts, state).await
+    {
+        return outcome.map_err(Refusal::new);
+    }
     let header = parts
         .headers
         .get(AUTHORIZATION)

@@ -22,8 +22,10 @@ pub mod metrics;
 pub mod oidc;
 pub mod openapi;
 pub mod pack_state;
+pub mod ratelimit;
 pub mod routes;
 pub mod security_events;
+pub mod session;
 pub mod state;
 pub mod tls;
 
@@ -136,6 +138,11 @@ pub async fn prepare(
 pub fn router(state: AppState, config: &ServerConfig) -> Router {
     // Every route, its access check and body limit come from the route catalog.
     catalog::router(&state)
+        // Session cookie policy and CSRF check, before the catalog authenticates.
+        .layer(axum::middleware::from_fn_with_state(
+            session::GuardState::new(&state, config.tls.is_some()),
+            session::csrf_guard,
+        ))
         .layer(axum::middleware::from_fn(security_events::capture_request))
         .layer(axum::middleware::from_fn_with_state(
             hardening::Tls(config.tls.is_some()),

@@ -33,6 +33,13 @@ use crate::{api, error, routes};
         routes::events::list_signals,
         crate::oidc::login,
         crate::oidc::callback,
+        routes::session::sign_in,
+        routes::session::current_session,
+        routes::session::sign_out,
+        routes::session::whoami,
+        routes::tokens::create_token,
+        routes::tokens::list_tokens,
+        routes::tokens::revoke_token,
         routes::gate_schema::attach_evidence_operation,
         routes::gate::get_verdict,
         routes::gate::get_memo,
@@ -62,6 +69,14 @@ use crate::{api, error, routes};
         routes::events::RejectedLine,
         routes::events::SignalList,
         crate::oidc::SignedIn,
+        routes::session::SignIn,
+        routes::session::SessionView,
+        routes::session::CredentialView,
+        routes::session::WhoAmI,
+        routes::tokens::CreateToken,
+        routes::tokens::CreatedToken,
+        routes::tokens::TokenView,
+        routes::tokens::TokenList,
         routes::gate::ApprovalBody,
         routes::gate::BypassBody,
         routes::gate::ExceptionBody,
@@ -74,13 +89,14 @@ use crate::{api, error, routes};
         error::ErrorDetail,
         error::FieldProblem,
     )),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &SessionCookie),
     tags(
         (name = "operations", description = "Liveness, readiness and metrics (no credential needed)"),
         (name = "pack", description = "The policy pack in force"),
         (name = "releases", description = "Release records"),
         (name = "audit", description = "The audit log"),
         (name = "events", description = "Event ingestion and the signals Sigma rules raise over it"),
+        (name = "identity", description = "Sign-in, browser sessions, whoami and API tokens"),
         (name = "gate", description = "The release gate: evidence, verdict, approvals, exceptions, requirement statuses, risks, bypass, memo and metrics"),
     )
 )]
@@ -100,6 +116,24 @@ impl Modify for BearerToken {
                     .bearer_format("gatehouse API token (gh_<id>_<secret>)")
                     .build(),
             ),
+        );
+    }
+}
+
+/// Declares the `session` security scheme: the browser session cookie (state-changing
+/// requests made with it also need `X-CSRF-Token`).
+struct SessionCookie;
+
+impl Modify for SessionCookie {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::session::COOKIE_NAME,
+                "Browser session from POST /api/v1/session (`__Host-` prefixed under TLS)",
+            ))),
         );
     }
 }

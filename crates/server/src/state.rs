@@ -30,6 +30,8 @@ struct Inner {
     gate: std::sync::OnceLock<Arc<crate::routes::gate::Gate>>,
     /// Event ingestion and online detection, attached once by the binary when it runs them.
     detection: std::sync::OnceLock<Arc<crate::detection::Detection>>,
+    /// Local people, sessions and sign-in rate limits, attached once by the binary.
+    identity: std::sync::OnceLock<Arc<crate::session::Identity>>,
     /// The audit log's signing key and tree-head schedule, attached once by the binary.
     audit_log: std::sync::OnceLock<Arc<crate::audit_log::AuditLog>>,
     /// OIDC issuers' cached keys and pending sign-ins (crate::oidc).
@@ -58,6 +60,7 @@ impl AppState {
                 reload_lock: tokio::sync::Mutex::new(()),
                 gate: std::sync::OnceLock::new(),
                 detection: std::sync::OnceLock::new(),
+                identity: std::sync::OnceLock::new(),
                 audit_log: std::sync::OnceLock::new(),
                 oidc: crate::oidc::Oidc::new(),
             }),
@@ -120,6 +123,16 @@ impl AppState {
     /// Attaches the audit log's signing side; only the first call has an effect.
     pub fn attach_audit_log(&self, audit_log: Arc<crate::audit_log::AuditLog>) {
         let _ = self.inner.audit_log.set(audit_log);
+    }
+
+    /// Local people, sessions and sign-in limits, when the binary attached them.
+    pub fn identity(&self) -> Option<&Arc<crate::session::Identity>> {
+        self.inner.identity.get()
+    }
+
+    /// Attaches local people and sessions; only the first call has an effect.
+    pub fn attach_identity(&self, identity: Arc<crate::session::Identity>) {
+        let _ = self.inner.identity.set(identity);
     }
 
     /// The release gate, when the binary attached it.

@@ -133,6 +133,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &crate::identity::IdentityArgs::default(),
         )
         .await?;
+        // Sign-in, sessions and token management, as `serve` attaches them.
+        crate::identity::attach_to_server(
+            &state,
+            &StoreConfig::Sqlite {
+                data_dir: data_dir.clone(),
+            },
+            &crate::identity::IdentityArgs::default(),
+        )
+        .await?;
         let token = issue_admin_token(&state).await?;
         let people = issue_people_tokens(&state).await?;
         let banner = Banner {

@@ -33,6 +33,8 @@ pub mod rules;
 pub mod schema;
 pub mod serve;
 pub mod signals;
+pub mod token;
 pub mod trace;
+pub mod user;
 pub mod validate;
 pub mod version;

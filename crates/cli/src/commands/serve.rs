@@ -102,6 +102,8 @@ pub struct Args {
     #[command(flatten)]
     pub gate: super::gate::ServeGateArgs,
     #[command(flatten)]
+    pub identity: crate::identity::IdentityArgs,
+    #[command(flatten)]
     pub audit_log: super::audit::AuditLogArgs,
 }
 
@@ -124,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the server")?;
         crate::detection::start(&state, events, detection_config).await?;
         super::gate::attach_to_server(&state, &store_config, &args.gate).await?;
+        crate::identity::attach_to_server(&state, &store_config, &args.identity).await?;
         super::audit::attach_to_server(&state, &args.storage, &args.audit_log).await?;
         serve(
             listener,

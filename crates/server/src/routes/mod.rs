@@ -8,3 +8,5 @@ pub mod gate_schema;
 pub mod health;
 pub mod pack;
 pub mod releases;
+pub mod session;
+pub mod tokens;
