@@ -7,7 +7,9 @@
 //! [`Detector`](gatehouse_detect::stream::Detector) (the same compiled plan `gatehouse hunt`
 //! uses, plus correlation state), and stores the signals and the new cursor in one
 //! transaction: after a crash it resumes where the last commit left off, and a replayed batch
-//! cannot duplicate signals (one per rule and event).
+//! cannot duplicate signals (one per rule and event). A batch is matched on all cores
+//! ([`Detectors`]: contiguous id ranges, one per thread, signals merged in event order) and
+//! committed as one, so parallelism never moves the cursor past an unmatched event.
 //!
 //! Rules come from the pack's `DetectionRules` folders plus the server's `--rules` paths; field
 //! mappings, log sources and retention from the pack's `EventSource` documents (Windows event
@@ -60,6 +62,9 @@ pub struct DetectionConfig {
     pub max_decoded_bytes: usize,
     /// Events the worker reads and matches per transaction.
     pub batch_size: u32,
+    /// Threads that match one batch (its events split into contiguous id ranges); default all
+    /// cores.
+    pub match_threads: usize,
 }
 
 impl Default for DetectionConfig {
@@ -72,6 +77,7 @@ impl Default for DetectionConfig {
             max_body_bytes: 8 * 1024 * 1024,
             max_decoded_bytes: 64 * 1024 * 1024,
             batch_size: 500,
+            match_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -249,7 +255,10 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 async fn run_worker(state: AppState, detection: Arc<Detection>) {
-    let mut detector = Detector::new(Arc::clone(&detection.rules().engine));
+    let mut detector = Detectors::new(
+        Arc::clone(&detection.rules().engine),
+        detection.config.match_threads,
+    );
     let mut cursor = loop {
         match detection.events.detection_cursor(DETECTOR).await {
             Ok(c) => break c,
@@ -262,7 +271,7 @@ async fn run_worker(state: AppState, detection: Arc<Detection>) {
     loop {
         if let Some(recompiled) = recompile_if_pack_changed(&state, &detection).await {
             // Correlation windows restart with the new plan: rule indices changed.
-            detector = Detector::new(recompiled);
+            detector = Detectors::new(recompiled, detection.config.match_threads);
         }
         match detect_batch(&state, &detection, detector, cursor).await {
             Ok((d, next, more)) => {
@@ -366,7 +375,71 @@ async fn recompile_if_pack_changed(state: &AppState, detection: &Detection) -> O
     }
 }
 
-type BatchResult = Result<(Detector, i64, bool), (Detector, StoreError)>;
+/// The matchers of the worker: one per thread. Single-event rules are matched on all of them,
+/// each over a contiguous id range of the batch; when the plan has correlation rules, whose
+/// windows need the events of one stream in order, only the first is used.
+pub struct Detectors {
+    detectors: Vec<Detector>,
+    parallel: bool,
+}
+
+/// Below this many events per thread a batch is matched on one thread (spawning costs more).
+const MIN_EVENTS_PER_THREAD: usize = 64;
+
+impl Detectors {
+    pub fn new(engine: Arc<Engine>, threads: usize) -> Detectors {
+        let parallel = engine.correlations().is_empty();
+        let n = if parallel { threads.max(1) } else { 1 };
+        Detectors {
+            detectors: (0..n).map(|_| Detector::new(Arc::clone(&engine))).collect(),
+            parallel,
+        }
+    }
+
+    /// Matches `events` (ascending ids) and returns their signals in event order. The caller
+    /// commits them with the cursor at the batch's last id in one transaction, so the split
+    /// never changes which events are covered: a crash replays the whole batch, and the store
+    /// skips signals already stored for a (rule, event) pair.
+    fn match_batch(
+        &mut self,
+        events: &[StoredEvent],
+        alerts_by_rule: &HashMap<String, Vec<String>>,
+    ) -> Option<Vec<NewSignal>> {
+        let threads = if self.parallel {
+            self.detectors
+                .len()
+                .min(events.len() / MIN_EVENTS_PER_THREAD)
+                .max(1)
+        } else {
+            1
+        };
+        if threads == 1 {
+            return self
+                .detectors
+                .first_mut()
+                .map(|d| match_events(d, events, alerts_by_rule));
+        }
+        let per = events.len().div_ceil(threads);
+        let parts: Vec<Vec<NewSignal>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .detectors
+                .iter_mut()
+                .zip(events.chunks(per))
+                .map(|(d, chunk)| scope.spawn(move || match_events(d, chunk, alerts_by_rule)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| ()))
+                .collect::<Result<Vec<_>, ()>>()
+                .unwrap_or_default()
+        });
+        // A matcher thread that panicked (a bug) fails the whole batch: it is read again, and
+        // nothing is committed for it.
+        (parts.len() == threads).then(|| parts.into_iter().flatten().collect())
+    }
+}
+
+type BatchResult = Result<(Detectors, i64, bool), (Detectors, StoreError)>;
 
 /// Matches the events after `cursor` (one batch) and stores their signals with the new cursor.
 /// Returns the detector (it holds correlation state), the new cursor and whether a full batch
@@ -374,7 +447,7 @@ type BatchResult = Result<(Detector, i64, bool), (Detector, StoreError)>;
 async fn detect_batch(
     state: &AppState,
     detection: &Detection,
-    detector: Detector,
+    detector: Detectors,
     cursor: i64,
 ) -> BatchResult {
     let limit = detection.config.batch_size;
@@ -389,16 +462,26 @@ async fn detect_batch(
     let rules = detection.rules();
     let (detector, signals) = match tokio::task::spawn_blocking(move || {
         let mut detector = detector;
-        let signals = match_events(&mut detector, &events, &rules.alerts_by_rule);
+        let signals = detector.match_batch(&events, &rules.alerts_by_rule);
         (detector, signals)
     })
     .await
     {
-        Ok(done) => done,
+        Ok((detector, Some(signals))) => (detector, signals),
+        Ok((_, None)) => {
+            let fresh = Detectors::new(
+                Arc::clone(&detection.rules().engine),
+                detection.config.match_threads,
+            );
+            return Err((fresh, StoreError::Backend("a matcher thread failed".into())));
+        }
         Err(e) => {
             // The matcher panicked (a bug): the detector is lost with it, so start a fresh
             // one and skip nothing — the same batch is read again.
-            let fresh = Detector::new(Arc::clone(&detection.rules().engine));
+            let fresh = Detectors::new(
+                Arc::clone(&detection.rules().engine),
+                detection.config.match_threads,
+            );
             return Err((
                 fresh,
                 StoreError::Backend(format!("the matcher task failed: {e}")),

@@ -115,13 +115,22 @@ async fn wait_cursor(r: &Running, id: i64) {
 }
 
 async fn signals(r: &Running) -> Vec<Signal> {
-    r.events
-        .list_signals(&SignalQuery {
-            limit: 100,
-            ..SignalQuery::default()
-        })
-        .await
-        .unwrap()
+    let mut all: Vec<Signal> = Vec::new();
+    loop {
+        let page = r
+            .events
+            .list_signals(&SignalQuery {
+                limit: 100,
+                after_id: all.last().map_or(0, |s| s.id),
+                ..SignalQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,4 +264,82 @@ async fn reload_with_a_broken_rule_keeps_the_plan_in_force() {
             .iter()
             .any(|e| e.record.action == "rules.compile" && e.record.outcome.as_str() == "failed")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_split_across_threads_signal_every_match_once_even_when_replayed() {
+    let temp = tempfile::tempdir().unwrap();
+    let pack_dir = temp.path().join("pack");
+    write_example_pack(&pack_dir);
+    let (store, events) = open_with_events(&StoreConfig::Sqlite {
+        data_dir: temp.path().join("data"),
+    })
+    .await
+    .unwrap();
+    let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+    let loaded = gatehouse_pack::load(&pack_dir).unwrap();
+    let state = prepare(
+        store,
+        Arc::new(FixedClock::new(now)),
+        PackSource::new(&pack_dir),
+        loaded.pack,
+    )
+    .await
+    .unwrap();
+    let config = DetectionConfig {
+        match_threads: 3,
+        batch_size: 1000,
+        ..DetectionConfig::default()
+    };
+    let quiet = json!({"message": "nothing to see"});
+    let batch: Vec<NewEvent> = (0..600)
+        .map(|i| {
+            if i % 3 == 0 {
+                event("windows", now, &certutil())
+            } else {
+                event("windows", now, &quiet)
+            }
+        })
+        .collect();
+    // Stored before the worker starts: its first batch holds all 600 (three ranges of 200).
+    let ids = events.append_events(&batch).await.unwrap();
+    let expected: Vec<i64> = ids.iter().step_by(3).copied().collect();
+    let r = Running {
+        detection: detection::start(&state, Arc::clone(&events), config.clone())
+            .await
+            .unwrap(),
+        _temp: temp,
+        pack_dir,
+        state: state.clone(),
+        events: Arc::clone(&events),
+        clock: Arc::new(FixedClock::new(now)),
+        now,
+    };
+    wait_cursor(&r, *ids.last().unwrap()).await;
+    let mut got: Vec<i64> = signals(&r)
+        .await
+        .iter()
+        .map(|s| s.signal.event_id)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, expected, "every match once, none skipped");
+
+    // A crash after matching but with the cursor not moved: the batch is replayed by a new
+    // worker and the store keeps one signal per (rule, event).
+    events
+        .record_detections(detection::DETECTOR, &[], 0)
+        .await
+        .unwrap();
+    let replay = detection::start(&state, Arc::clone(&events), config)
+        .await
+        .unwrap();
+    wait_cursor(&r, *ids.last().unwrap()).await;
+    replay.wake();
+    let mut again: Vec<i64> = signals(&r)
+        .await
+        .iter()
+        .map(|s| s.signal.event_id)
+        .collect();
+    again.sort_unstable();
+    assert_eq!(again, expected, "no duplicate after the replay");
 }
