@@ -169,4 +169,37 @@ fn the_readme_gate_tour_works_as_written() {
     assert_eq!(count("carol", "gate.exception"), 1, "{audit}");
     assert_eq!(count("bob", "gate.approve"), 1, "{audit}");
     assert_eq!(count("carol", "gate.approve"), 1, "{audit}");
+
+    // The gate metrics, by API and on /metrics.
+    let report: Value = common::http()
+        .get(server.url("/api/v1/metrics/gate"))
+        .bearer_auth(&carol)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let m = &report["metrics"];
+    assert_eq!(m["releases"], 1, "{report}");
+    assert_eq!(m["decided_releases"], 1, "{report}");
+    assert_eq!(m["evidence_completeness_percent"], 100.0, "{report}");
+    assert_eq!(m["gate_bypasses"], 0, "{report}");
+    assert!(m["review_latency_p50_seconds"].is_i64(), "{report}");
+    let prometheus = common::http()
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for series in [
+        "gatehouse_gate_verdicts_total{decision=\"blocked\"} 1\n",
+        "gatehouse_gate_verdicts_total{decision=\"pass\"} 1\n",
+        "gatehouse_gate_emergency_releases{window=\"30d\"} 0\n",
+        "gatehouse_gate_overdue_retrospectives{window=\"30d\"} 0\n",
+        "gatehouse_gate_evidence_completeness_percent{window=\"30d\"} 100.0\n",
+    ] {
+        assert!(
+            prometheus.contains(series),
+            "{series} missing:\n{prometheus}"
+        );
+    }
 }
