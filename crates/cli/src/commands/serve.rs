@@ -102,7 +102,7 @@ pub struct Args {
     #[command(flatten)]
     pub gate: super::gate::ServeGateArgs,
     #[command(flatten)]
-    pub identity: crate::identity::IdentityArgs,
+    pub identity: Box<crate::identity::IdentityArgs>,
     #[command(flatten)]
     pub audit_log: super::audit::AuditLogArgs,
 }
