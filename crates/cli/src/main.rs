@@ -39,6 +39,8 @@ enum Command {
     Admin(commands::admin::Args),
     /// The tamper-evident audit log, offline (`audit export FILE`, `audit verify FILE`).
     Audit(commands::audit::Args),
+    /// Key-encryption keys of evidence encryption at rest (generate, rotate, list).
+    Keys(commands::keys::Args),
     /// Release records on a running server (list, show, create, approve, reject, memo).
     Release(commands::release::Args),
     /// Local people who sign in with a password, offline on the data directory (add, list,
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => commands::audit::run(args),
         Command::User(args) => commands::user::run(args),
         Command::Token(args) => commands::token::run(args),
+        Command::Keys(args) => commands::keys::run(args),
         Command::Release(args) => commands::release::run(args),
         Command::Pack(args) => commands::pack::run(args),
         Command::Evidence(args) => commands::evidence::run(args),

@@ -821,7 +821,15 @@ fn serve_on_postgresql_records_and_lists_releases() {
     let token: Value = serde_json::from_str(&out.stdout).unwrap();
     let token = token["token"].as_str().unwrap().to_owned();
 
-    let server = Server::start(&["serve", "--pack", &setup.pack, "--database-url", &url]);
+    // PostgreSQL needs a configured key-encryption key (none is generated next to a remote
+    // database); a fixed test key, given inline.
+    let server = Server::start_with_env(
+        &["serve", "--pack", &setup.pack, "--database-url", &url],
+        &[(
+            "GATEHOUSE_KEYS",
+            "kek-e2e:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )],
+    );
     let client = http();
     let created: Value = client
         .post(server.url("/api/v1/releases"))

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod audit_log;
+pub mod blobs;
 pub mod authz;
 pub mod clock;
 pub mod events;

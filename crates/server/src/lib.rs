@@ -28,6 +28,7 @@ pub mod security_events;
 pub mod session;
 pub mod state;
 pub mod tls;
+pub mod vault;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -8,8 +8,8 @@
 //! Every write runs in one transaction that first compare-and-sets the release's row in
 //! `gate_heads` (see `gatehouse_core::gate::store`): on PostgreSQL the `UPDATE` takes the row
 //! lock, so a concurrent writer waits and then finds the revision moved; SQLite serialises
-//! writers by itself. The evidence bytes and the evidence row go in the same transaction, so a
-//! failed write leaves no orphan blob behind that nothing points at.
+//! writers by itself. Evidence bytes are not written here but through the `BlobStore` port
+//! (`blobs.rs`, sealed and chunked) before the evidence row, which references them.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -379,19 +379,10 @@ impl GateStore for SqlGateStore {
                 });
             }
             match &write.record {
-                GateRecord::Evidence { item, content } => {
+                GateRecord::Evidence { item } => {
+                    // The sealed bytes were stored through the BlobStore port; the foreign key
+                    // refuses an item whose blob is missing.
                     let size = sql_int("size", item.size)?;
-                    sqlx::query(
-                        "INSERT INTO evidence_blobs (sha256, size, content, stored_at_ns) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (sha256) DO NOTHING",
-                    )
-                    .bind(&item.sha256)
-                    .bind(size)
-                    .bind(content.as_slice())
-                    .bind(nanos("attached_at", item.attached_at)?)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.error(what, e))?;
                     sqlx::query(
                         "INSERT INTO gate_evidence (release_id, id, kind, sha256, size, \
                          attached_at_ns, attached_by, supersedes, revision) \
@@ -430,15 +421,5 @@ impl GateStore for SqlGateStore {
             tx.commit().await.map_err(|e| self.error(what, e))?;
         });
         Ok(())
-    }
-
-    async fn evidence_content(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        with_pool!(self, p => {
-            sqlx::query_scalar::<_, Vec<u8>>("SELECT content FROM evidence_blobs WHERE sha256 = $1")
-                .bind(sha256)
-                .fetch_optional(p)
-                .await
-                .map_err(|e| self.error(|| format!("evidence {sha256}"), e))
-        })
     }
 }

@@ -16,12 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use audit_ledger::SqlAuditLedger;
+pub use blobs::{SqlBlobStore, open_blobs};
 pub use events::{SqlEventStore, open_with_events};
 pub use gate::{SqlGateStore, open_with_gate};
 pub use identity::{SqlIdentityStore, open_with_identity};
 pub use gatehouse_core::store::{Store, StoreError};
 
 mod audit_ledger;
+mod blobs;
 mod events;
 mod gate;
 mod identity;

@@ -2,7 +2,8 @@
 //! The release-gate store (`GateStore`) suite, run against SQLite always and PostgreSQL when
 //! `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in a fresh schema), like `suite.rs`.
 //!
-//! What it proves: records round-trip exactly; evidence bytes are stored once per digest; the
+//! What it proves: records round-trip exactly; evidence rows share a blob stored once per
+//! digest (through the `BlobStore` port); the
 //! revision compare-and-set catches an approval racing an evidence upload and two uploads
 //! decided on the same state; a failed write stores nothing.
 
@@ -193,8 +194,37 @@ fn evidence(id: &str, content: &[u8], revision: u64) -> GateRecord {
             supersedes: None,
             revision,
         },
-        content: content.to_vec(),
     }
+}
+
+/// Stores `content` as an evidence blob (the bytes stand in for sealed chunks: the blob store
+/// moves opaque bytes, sealing is tested in the server's vault suite).
+async fn store_blob(db: &TestDb, content: &[u8]) {
+    use gatehouse_core::blobs::{BlobKey, BlobStore, ChunkSource, NewBlob};
+    struct One(Option<Vec<u8>>);
+    impl ChunkSource for One {
+        fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+            Ok(self.0.take())
+        }
+    }
+    let blobs = gatehouse_store::SqlBlobStore::connect(&db.config())
+        .await
+        .unwrap();
+    blobs
+        .put(
+            &NewBlob {
+                sha256: Digest::of_bytes(content).hex().to_owned(),
+                size: content.len() as u64,
+                key: BlobKey {
+                    kek_id: "test-kek".into(),
+                    header: b"header".to_vec(),
+                },
+                stored_at: at(1_800_000_000),
+            },
+            &mut One(Some(content.to_vec())),
+        )
+        .await
+        .unwrap();
 }
 
 fn person(id: &str) -> Actor {
@@ -231,6 +261,7 @@ async fn evidence_round_trips_and_bytes_are_stored_once_per_digest(db: &TestDb) 
     let first = new_release(store.as_ref()).await;
     let second = new_release(store.as_ref()).await;
     let content = br#"{"version":"2.1.0","runs":[]}"#;
+    store_blob(db, content).await;
     let record = evidence("ev-1", content, 1);
     gate.write_gate_record(&write(first, 0, record.clone()))
         .await
@@ -245,14 +276,6 @@ async fn evidence_round_trips_and_bytes_are_stored_once_per_digest(db: &TestDb) 
         unreachable!()
     };
     assert_eq!(loaded.evidence, vec![item.clone()]);
-    assert_eq!(
-        gate.evidence_content(&item.sha256)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(&content[..])
-    );
-    assert_eq!(gate.evidence_content(&"0".repeat(64)).await.unwrap(), None);
     assert_eq!(db.count("SELECT COUNT(*) FROM evidence_blobs").await, 1);
     assert_eq!(db.count("SELECT COUNT(*) FROM gate_evidence").await, 2);
 }
@@ -260,6 +283,7 @@ async fn evidence_round_trips_and_bytes_are_stored_once_per_digest(db: &TestDb) 
 async fn duplicate_evidence_on_a_release_conflicts_and_stores_nothing(db: &TestDb) {
     let (store, gate) = db.open().await;
     let release = new_release(store.as_ref()).await;
+    store_blob(db, b"same").await;
     gate.write_gate_record(&write(release, 0, evidence("ev-1", b"same", 1)))
         .await
         .unwrap();
@@ -281,6 +305,7 @@ async fn approval_racing_an_evidence_upload_is_caught(db: &TestDb) {
     let (store, gate) = db.open().await;
     let release = new_release(store.as_ref()).await;
     // Both were decided on revision 0; the upload commits first.
+    store_blob(db, b"scan").await;
     gate.write_gate_record(&write(release, 0, evidence("ev-1", b"scan", 1)))
         .await
         .unwrap();
@@ -320,6 +345,9 @@ async fn concurrent_uploads_decided_on_the_same_state_one_wins(db: &TestDb) {
     let (store, gate) = db.open().await;
     let release = new_release(store.as_ref()).await;
     let gate = Arc::new(gate);
+    for n in 0..8u8 {
+        store_blob(db, &[n]).await;
+    }
     let mut tasks = Vec::new();
     for n in 0..8u8 {
         let gate = Arc::clone(&gate);
@@ -339,7 +367,7 @@ async fn concurrent_uploads_decided_on_the_same_state_one_wins(db: &TestDb) {
     assert_eq!(won, 1);
     let loaded = gate.load_gate_records(release).await.unwrap();
     assert_eq!((loaded.revision, loaded.evidence.len()), (1, 1));
-    assert_eq!(db.count("SELECT COUNT(*) FROM evidence_blobs").await, 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM gate_evidence").await, 1);
 }
 
 async fn records_round_trip_and_latest_version_wins(db: &TestDb) {
@@ -415,7 +443,7 @@ async fn write_for_unknown_release_fails_and_stores_nothing(db: &TestDb) {
         .await
         .unwrap_err();
     assert!(matches!(err, GateWriteError::Store(_)), "{err:?}");
-    assert_eq!(db.count("SELECT COUNT(*) FROM evidence_blobs").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM gate_evidence").await, 0);
     assert_eq!(db.count("SELECT COUNT(*) FROM gate_heads").await, 0);
 }
 

@@ -111,6 +111,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )?,
         )
         .await?;
+        // Evidence sealed at rest under a key generated in the demo's data directory.
+        super::keys::attach_vault(
+            &state,
+            &StoreConfig::Sqlite {
+                data_dir: data_dir.clone(),
+            },
+            &data_dir,
+            super::keys::keyring_for_server(
+                &super::keys::KeyArgs::default(),
+                &StoreConfig::Sqlite {
+                    data_dir: data_dir.clone(),
+                },
+            )?,
+        )
+        .await?;
         // The audit log's signing key and tree heads, as `serve` attaches them.
         super::audit::attach_to_server(
             &state,

@@ -26,6 +26,7 @@ pub mod gate;
 pub mod hunt;
 pub mod ingest;
 pub mod init;
+pub mod keys;
 pub mod lint;
 pub mod pack;
 pub mod release;

@@ -102,6 +102,8 @@ pub struct Args {
     #[command(flatten)]
     pub gate: super::gate::ServeGateArgs,
     #[command(flatten)]
+    pub keys: super::keys::KeyArgs,
+    #[command(flatten)]
     pub identity: Box<crate::identity::IdentityArgs>,
     #[command(flatten)]
     pub audit_log: super::audit::AuditLogArgs,
@@ -116,6 +118,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let shutdown = ShutdownSignal::install()?;
         let listener = gatehouse_server::bind(args.http.listen).await?;
         let (store, events) = crate::detection::open_stores(&store_config).await?;
+        // Before serving: no key-encryption key for evidence is a refusal, not a 503 later.
+        let keyring = super::keys::keyring_for_server(&args.keys, &store_config)?;
         let state = gatehouse_server::prepare(
             store,
             Arc::new(SystemClock),
@@ -126,6 +130,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the server")?;
         crate::detection::start(&state, events, detection_config).await?;
         super::gate::attach_to_server(&state, &store_config, &args.gate).await?;
+        super::keys::attach_vault(&state, &store_config, &args.storage.data_dir, keyring)
+            .await?;
         crate::identity::attach_to_server(&state, &store_config, &args.identity).await?;
         super::audit::attach_to_server(&state, &args.storage, &args.audit_log).await?;
         serve(

@@ -27,6 +27,8 @@ pub fn bin() -> Command {
         "GATEHOUSE_DATA_DIR",
         "GATEHOUSE_DATABASE_URL",
         "GATEHOUSE_LISTEN",
+        "GATEHOUSE_KEYS",
+        "GATEHOUSE_KEY_FILE",
         "RUST_LOG",
     ] {
         command.env_remove(var);

@@ -13,8 +13,9 @@
 //! second fails with [`GateWriteError::Moved`] and is decided again on the new state (where the
 //! approval is then stale).
 //!
-//! Evidence facts are not stored as JSON: they are a function of the stored bytes and the
-//! kind, so the loader re-derives them (see [`StoredEvidence`]) and a parser fix applies to
+//! Evidence bytes are not stored through this port but through [`crate::blobs::BlobStore`]
+//! (sealed, chunked, content-addressed). Evidence facts are not stored as JSON: they are a
+//! function of the stored bytes and the kind, so the loader re-derives them (see [`StoredEvidence`]) and a parser fix applies to
 //! evidence already attached.
 
 use async_trait::async_trait;
@@ -105,10 +106,10 @@ impl StoredGateRecords {
 /// One record to write, as returned by a decision function in [`super::decide`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum GateRecord {
-    /// A new evidence item and its bytes (stored once per digest, shared by releases).
+    /// A new evidence item. Its bytes are already stored, sealed, through the
+    /// [`crate::blobs::BlobStore`] port (once per digest, shared by releases).
     Evidence {
         item: StoredEvidence,
-        content: Vec<u8>,
     },
     Requirement(RequirementRecord),
     /// A new exception or a new version of one (e.g. withdrawn).
@@ -217,10 +218,7 @@ pub trait GateStore: Send + Sync {
     async fn load_gate_records(&self, release: ReleaseId) -> Result<StoredGateRecords, StoreError>;
 
     /// Writes `write` in one transaction, checking its revision there (see the module docs).
-    /// Evidence bytes are stored once per digest; a second write of the same item id or the
-    /// same digest on the same release is a [`StoreError::Conflict`].
+    /// An evidence item's blob must already be stored (`BlobStore::put`); a second write of
+    /// the same item id or the same digest on the same release is a [`StoreError::Conflict`].
     async fn write_gate_record(&self, write: &GateWrite) -> Result<(), GateWriteError>;
-
-    /// The stored bytes with lower-case hex SHA-256 `sha256`, if any.
-    async fn evidence_content(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }

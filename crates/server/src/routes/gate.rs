@@ -15,7 +15,6 @@
 //! approver the policy does not name.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +25,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_core::audit::AuditOutcome;
+use gatehouse_core::blobs::PutOutcome;
 use gatehouse_core::gate::store::{
     GateRecord, GateStore, GateWrite, GateWriteError, StoredEvidence,
 };
@@ -49,31 +49,52 @@ use crate::error::ApiError;
 use crate::json_body::ApiJson;
 use crate::pack_state::PackSnapshot;
 use crate::state::AppState;
+use crate::vault::{SealedSpool, SpoolWriter, Vault, VaultError};
 
 /// How often a write is decided again after another write moved the release.
 pub const WRITE_ATTEMPTS: usize = 3;
-/// Default largest evidence upload: bounded so one request cannot exhaust memory, large enough
-/// for real scanner output. The binary may set another (`Gate::new`).
-pub const DEFAULT_MAX_EVIDENCE_BYTES: u64 = 256 * 1024 * 1024;
+/// Default largest evidence upload. Uploads stream through a sealed spool file and the
+/// database in chunks, so this bounds disk use and upload time, not memory; the binary may set
+/// another (`Gate::new`, `serve --max-evidence-bytes`).
+pub const DEFAULT_MAX_EVIDENCE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Body frames buffered between the request and the spool writer thread.
+const SPOOL_QUEUE_FRAMES: usize = 16;
 /// Most parsed facts kept in memory; the cache is emptied when it is full.
 const FACTS_CACHE_ENTRIES: usize = 4096;
 
-/// The release gate's handle in the server: its store, the upload limit and a cache of the
-/// facts parsed from stored evidence (facts are a function of kind and bytes, so a cached
-/// entry never goes stale).
+/// The release gate's handle in the server: its store, the evidence vault (sealed blobs), the
+/// upload limit and a cache of the facts parsed from stored evidence (facts are a function of
+/// kind and bytes, so a cached entry never goes stale).
 pub struct Gate {
     store: Arc<dyn GateStore>,
+    /// Attached once by the binary, when it has a keyring ([`Gate::attach_vault`]).
+    vault: std::sync::OnceLock<Arc<Vault>>,
     max_evidence_bytes: u64,
     facts: Mutex<HashMap<(String, String), EvidenceFacts>>,
 }
 
 impl Gate {
+    /// A gate without evidence storage (uploads answer 503) until [`Gate::attach_vault`].
     pub fn new(store: Arc<dyn GateStore>, max_evidence_bytes: u64) -> Self {
         Self {
             store,
+            vault: std::sync::OnceLock::new(),
             max_evidence_bytes,
             facts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Stores evidence sealed in `vault` from now on; only the first call has an effect.
+    pub fn attach_vault(&self, vault: Arc<Vault>) {
+        let _ = self.vault.set(vault);
+    }
+
+    fn vault(&self) -> Result<&Arc<Vault>, ApiError> {
+        self.vault.get().ok_or_else(|| {
+            ApiError::Unavailable(
+                "evidence storage is not enabled on this server (no key-encryption key)".into(),
+            )
+        })
     }
 
     fn limits(&self) -> Limits {
@@ -103,30 +124,45 @@ impl Gate {
         if let Some(facts) = self.cached(&key) {
             return Ok(facts);
         }
-        let content = self
-            .store
-            .evidence_content(&item.sha256)
-            .await
-            .map_err(|e| ApiError::internal("reading evidence", e))?;
-        let facts = match content {
-            None => EvidenceFacts::Unreadable {
-                reason: format!("the stored bytes sha256:{} are missing", item.sha256),
-            },
-            Some(bytes) => {
-                let kind = item.kind.clone();
-                let limits = self.limits();
-                let parsed = tokio::task::spawn_blocking(move || {
-                    gatehouse_evidence::parse(&kind, Cursor::new(bytes), &limits)
-                })
+        // A key missing from the keyring (or any other failure to open the sealed bytes) is
+        // not cached: it names the key id, and adding the key back must fix it.
+        let opened = match self.vault() {
+            Ok(vault) => vault.open(&item.sha256).await,
+            Err(e) => {
+                return Ok(EvidenceFacts::Unreadable {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let reader = match opened {
+            Ok(Some(reader)) => reader,
+            Ok(None) => {
+                return Ok(EvidenceFacts::Unreadable {
+                    reason: format!("the stored bytes sha256:{} are missing", item.sha256),
+                });
+            }
+            Err(VaultError::Store(e)) => return Err(ApiError::internal("reading evidence", e)),
+            Err(e) => {
+                tracing::warn!(sha256 = %item.sha256, error = %e, "cannot open stored evidence");
+                return Ok(EvidenceFacts::Unreadable {
+                    reason: format!(
+                        "the stored bytes sha256:{} cannot be opened: {e}",
+                        item.sha256
+                    ),
+                });
+            }
+        };
+        let kind = item.kind.clone();
+        let limits = self.limits();
+        let parsed =
+            tokio::task::spawn_blocking(move || gatehouse_evidence::parse(&kind, reader, &limits))
                 .await
                 .map_err(|e| ApiError::internal("parsing evidence", e))?;
-                match parsed {
-                    Ok(p) => EvidenceFacts::Parsed(p.facts),
-                    Err(e) => EvidenceFacts::Unreadable {
-                        reason: e.to_string(),
-                    },
-                }
-            }
+        let facts = match parsed {
+            Ok(p) => EvidenceFacts::Parsed(p.facts),
+            Err(e) => EvidenceFacts::Unreadable {
+                reason: e.to_string(),
+            },
         };
         self.remember(key, facts.clone());
         Ok(facts)
@@ -332,59 +368,65 @@ pub async fn attach_evidence(
     // Refuse an unknown release before reading a possibly large body.
     load(&state, &gate, release).await?;
 
+    let vault = Arc::clone(gate.vault()?);
     let limit = gate.max_evidence_bytes;
-    let read_limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let bytes = match axum::body::to_bytes(body, read_limit).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains("length limit"));
-            let reason = if too_large {
-                format!(
-                    "the evidence is larger than the server's evidence size limit \
-                     (max_evidence_bytes = {limit} bytes); nothing was stored"
-                )
-            } else {
-                format!("the upload was cut off: {e}; nothing was stored")
-            };
+    let failed = |reason: String| {
+        let state = state.clone();
+        let actor = principal.id.clone();
+        let target = target.clone();
+        let kind = kind.to_string();
+        async move {
             audit::append_or_log(
                 &state,
-                &principal.id,
+                &actor,
                 "evidence.attach",
                 &target,
                 AuditOutcome::Failed,
-                json!({ "kind": kind.to_string(), "reason": reason }),
+                json!({ "kind": kind, "reason": reason }),
             )
             .await;
-            return Err(if too_large {
-                ApiError::PayloadTooLarge(reason)
-            } else {
-                ApiError::BadRequest(reason)
-            });
         }
     };
-    let content = bytes.to_vec();
-    let parse_input = bytes;
+
+    // 1. Spool: the body is sealed into a file in the data directory as it arrives, while its
+    //    SHA-256 and size are counted; nothing is kept in memory and the file is deleted when
+    //    `spool` is dropped, on every path.
+    let spool = match spool_body(&vault, body, limit).await {
+        Ok(spool) => spool,
+        Err(SpoolFailure::TooLarge) => {
+            let reason = format!(
+                "the evidence is larger than the server's evidence size limit \
+                 (max_evidence_bytes = {limit} bytes); nothing was stored"
+            );
+            failed(reason.clone()).await;
+            return Err(ApiError::PayloadTooLarge(reason));
+        }
+        Err(SpoolFailure::Body(e)) => {
+            let reason = format!("the upload was cut off: {e}; nothing was stored");
+            failed(reason.clone()).await;
+            return Err(ApiError::BadRequest(reason));
+        }
+        Err(SpoolFailure::Vault(e)) => return Err(ApiError::internal("spooling evidence", e)),
+    };
+
+    // 2. Parse the spooled plaintext (read back through the opening reader) before storing.
     let limits = gate.limits();
     let parse_kind = kind.clone();
-    let parsed = tokio::task::spawn_blocking(move || {
-        gatehouse_evidence::parse(&parse_kind, Cursor::new(parse_input), &limits)
+    let parse_vault = Arc::clone(&vault);
+    let (spool, parsed) = tokio::task::spawn_blocking(move || {
+        let parsed = parse_vault
+            .spool_reader(&spool)
+            .map_err(|e| e.to_string())
+            .map(|reader| gatehouse_evidence::parse(&parse_kind, reader, &limits));
+        (spool, parsed)
     })
     .await
     .map_err(|e| ApiError::internal("parsing evidence", e))?;
     let parsed = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(e)) => {
             let reason = format!("{e}; nothing was stored");
-            audit::append_or_log(
-                &state,
-                &principal.id,
-                "evidence.attach",
-                &target,
-                AuditOutcome::Failed,
-                json!({ "kind": kind.to_string(), "reason": reason }),
-            )
-            .await;
+            failed(reason.clone()).await;
             return Err(match e {
                 gatehouse_evidence::EvidenceError::TooLarge { .. } => {
                     ApiError::PayloadTooLarge(reason)
@@ -392,31 +434,141 @@ pub async fn attach_evidence(
                 _ => ApiError::invalid_field("body", reason),
             });
         }
+        Err(e) => return Err(ApiError::internal("reading the evidence spool", e)),
     };
     gate.remember(
-        (parsed.sha256.clone(), kind.to_string()),
+        (spool.sha256.clone(), kind.to_string()),
         EvidenceFacts::Parsed(parsed.facts.clone()),
     );
 
+    // 3. Decide, store the sealed blob (once per digest), write the evidence row. A blob this
+    //    request stored is removed again if no evidence row ends up referring to it.
+    let mut stored_here = false;
+    let outcome = attach_spooled(
+        &state,
+        &gate,
+        &vault,
+        &principal,
+        &target,
+        release,
+        &kind,
+        query.supersedes.as_deref(),
+        &spool,
+        parsed.facts,
+        &mut stored_here,
+    )
+    .await;
+    if outcome.is_err()
+        && stored_here
+        && let Err(e) = vault.discard_unreferenced(&spool.sha256).await
+    {
+        tracing::error!(sha256 = %spool.sha256, error = %e,
+            "cannot remove the blob of a failed evidence upload");
+    }
+    outcome
+}
+
+/// Why an upload could not be spooled.
+enum SpoolFailure {
+    TooLarge,
+    Body(axum::Error),
+    Vault(VaultError),
+}
+
+/// Streams `body` into a sealed spool file on a blocking thread (hashing, counting and
+/// sealing are CPU and file work), refusing more than `limit` bytes as soon as they arrive.
+async fn spool_body(
+    vault: &Arc<Vault>,
+    body: Body,
+    limit: u64,
+) -> Result<SealedSpool, SpoolFailure> {
+    use http_body_util::BodyExt as _;
+    let mut writer = vault.spool(limit).map_err(SpoolFailure::Vault)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(SPOOL_QUEUE_FRAMES);
+    let worker = tokio::task::spawn_blocking(move || {
+        while let Some(bytes) = rx.blocking_recv() {
+            writer.write(&bytes)?;
+        }
+        Ok::<SpoolWriter, VaultError>(writer)
+    });
+    let mut body = body;
+    let mut received: u64 = 0;
+    let mut body_error = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                let Ok(bytes) = frame.into_data() else {
+                    continue;
+                };
+                received = received.saturating_add(bytes.len() as u64);
+                if received > limit {
+                    break;
+                }
+                if tx.send(bytes).await.is_err() {
+                    // The writer stopped (its error is reported below).
+                    break;
+                }
+            }
+            Err(e) => {
+                body_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = worker
+        .await
+        .map_err(|e| SpoolFailure::Vault(VaultError::Io(std::io::Error::other(e))))?;
+    if received > limit {
+        return Err(SpoolFailure::TooLarge);
+    }
+    if let Some(e) = body_error {
+        return Err(SpoolFailure::Body(e));
+    }
+    match written {
+        Ok(writer) => writer.finish().map_err(SpoolFailure::Vault),
+        Err(VaultError::TooLarge { .. }) => Err(SpoolFailure::TooLarge),
+        Err(e) => Err(SpoolFailure::Vault(e)),
+    }
+}
+
+/// The decide–store–write loop of an upload whose bytes are spooled and parsed. Sets
+/// `stored_here` once this request has stored the blob (so the caller can remove it if no
+/// evidence row ends up referring to it).
+#[allow(clippy::too_many_arguments)]
+async fn attach_spooled(
+    state: &AppState,
+    gate: &Gate,
+    vault: &Vault,
+    principal: &Principal,
+    target: &str,
+    release: ReleaseId,
+    kind: &EvidenceKind,
+    supersedes: Option<&str>,
+    spool: &SealedSpool,
+    facts: gatehouse_evidence::Facts,
+    stored_here: &mut bool,
+) -> Result<Response, ApiError> {
+    let mut blob_stored = false;
     for _ in 0..WRITE_ATTEMPTS {
-        let current = load(&state, &gate, release).await?;
+        let current = load(state, gate, release).await?;
         let now = state.clock().now();
         let new = NewEvidence {
             kind: kind.clone(),
-            sha256: parsed.sha256.clone(),
-            size: parsed.size_bytes,
-            facts: EvidenceFacts::Parsed(parsed.facts.clone()),
-            supersedes: query.supersedes.clone(),
+            sha256: spool.sha256.clone(),
+            size: spool.size,
+            facts: EvidenceFacts::Parsed(facts.clone()),
+            supersedes: supersedes.map(str::to_owned),
         };
         let item_id = format!("ev-{}", current.evidence.len() + 1);
         let attachment = match gate::attach_evidence(&current, new, item_id, &principal.id, now) {
             Ok(a) => a,
             Err(e) => {
                 return Err(refuse(
-                    &state,
-                    &principal,
+                    state,
+                    principal,
                     "evidence.attach",
-                    &target,
+                    target,
                     e.to_string(),
                     StatusCode::CONFLICT,
                 )
@@ -426,26 +578,35 @@ pub async fn attach_evidence(
         let item = match attachment {
             Attachment::AlreadyAttached { existing } => {
                 succeeded(
-                    &state,
-                    &principal,
+                    state,
+                    principal,
                     "evidence.attach",
-                    &target,
+                    target,
                     json!({ "status": "already_attached", "evidence": existing,
-                            "sha256": parsed.sha256, "kind": kind.to_string() }),
+                            "sha256": spool.sha256, "kind": kind.to_string() }),
                 )
                 .await?;
                 let receipt = EvidenceReceipt {
                     status: "already_attached".into(),
                     id: existing,
                     kind: kind.to_string(),
-                    sha256: parsed.sha256.clone(),
-                    size: parsed.size_bytes,
+                    sha256: spool.sha256.clone(),
+                    size: spool.size,
                     revision: current.revision(),
                 };
                 return Ok((StatusCode::OK, Json(receipt)).into_response());
             }
             Attachment::New(item) => item,
         };
+        if !blob_stored {
+            // Content-addressed: bytes another release already attached are not stored again.
+            let put = vault
+                .put(spool, now)
+                .await
+                .map_err(|e| ApiError::internal("storing evidence", e))?;
+            *stored_here = put == PutOutcome::Stored;
+            blob_stored = true;
+        }
         let stored = StoredEvidence {
             id: item.id.clone(),
             kind: item.kind.clone(),
@@ -456,18 +617,16 @@ pub async fn attach_evidence(
             supersedes: item.supersedes.clone(),
             revision: item.revision,
         };
-        let record = GateRecord::Evidence {
-            item: stored,
-            content: content.clone(),
-        };
-        if try_write(&gate, release, current.revision(), record).await? {
+        let record = GateRecord::Evidence { item: stored };
+        if try_write(gate, release, current.revision(), record).await? {
             succeeded(
-                &state,
-                &principal,
+                state,
+                principal,
                 "evidence.attach",
-                &target,
+                target,
                 json!({ "evidence": item.id, "kind": kind.to_string(),
-                        "sha256": item.sha256, "size": item.size, "revision": item.revision }),
+                        "sha256": item.sha256, "size": item.size, "revision": item.revision,
+                        "kek_id": vault.keyring().active().map(|k| k.id().to_string()) }),
             )
             .await?;
             let receipt = EvidenceReceipt {
