@@ -40,6 +40,9 @@ pub struct DetectionArgs {
     /// Largest `POST /api/v1/events` body after gzip decoding, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_ingest_decoded_bytes: usize,
+    /// Threads matching each detection batch (default: all cores).
+    #[arg(long)]
+    pub detection_threads: Option<usize>,
 }
 
 impl DetectionArgs {
@@ -73,6 +76,10 @@ impl DetectionArgs {
             retention_interval: Duration::from_secs(self.retention_interval_secs.max(1)),
             max_body_bytes: self.max_ingest_bytes,
             max_decoded_bytes: self.max_ingest_decoded_bytes.max(self.max_ingest_bytes),
+            match_threads: self
+                .detection_threads
+                .unwrap_or_else(|| DetectionConfig::default().match_threads)
+                .max(1),
             ..DetectionConfig::default()
         })
     }
