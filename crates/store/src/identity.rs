@@ -273,24 +273,21 @@ impl IdentityStore for SqlIdentityStore {
         let what = || format!("person {id}");
         with_pool!(self, p => {
             let mut tx = p.begin().await.map_err(|e| self.error(what, e))?;
-            let existing: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT disabled_at_ns FROM local_users WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.error(what, e))?;
-            let Some(existing) = existing else {
-                return Err(StoreError::NotFound { what: what() });
-            };
-            sqlx::query(
+            // The first statement writes, so SQLite takes the write lock at once: a read first
+            // would pin a snapshot that a concurrent writer (the running server) can invalidate,
+            // failing the upgrade with "database is locked" instead of waiting.
+            let disabled_at: Option<Option<i64>> = sqlx::query_scalar(
                 "UPDATE local_users SET disabled_at_ns = COALESCE(disabled_at_ns, $1), \
-                 updated_at_ns = $1 WHERE id = $2",
+                 updated_at_ns = $1 WHERE id = $2 RETURNING disabled_at_ns",
             )
             .bind(at_ns)
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.error(what, e))?;
+            let Some(disabled_at) = disabled_at else {
+                return Err(StoreError::NotFound { what: what() });
+            };
             let tokens = sqlx::query(
                 "UPDATE api_tokens SET revoked_at_ns = $1 WHERE principal = $2 \
                  AND (revoked_at_ns IS NULL OR revoked_at_ns > $1)",
@@ -315,7 +312,7 @@ impl IdentityStore for SqlIdentityStore {
             Ok(DisableOutcome {
                 tokens_revoked: tokens,
                 sessions_ended: sessions,
-                already_disabled: existing.is_some(),
+                already_disabled: disabled_at != Some(at_ns),
             })
         })
     }

@@ -26,6 +26,7 @@ use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody};
 use crate::json_body::ApiJson;
 use crate::ratelimit::{self, LimitKind};
+use crate::security_events::{self, Category, Outcome, SecurityEvent, action};
 use crate::session::{self, CookiePolicy, Identity};
 use crate::state::AppState;
 
@@ -227,6 +228,17 @@ async fn sign_in_inner(state: &AppState, request: Request) -> Result<Response, R
             json!({ "reason": refusal, "client_ip": client_ip.map(|ip| ip.to_string()) }),
         )
         .await;
+        security_events::emit(
+            state,
+            SecurityEvent::new(
+                Category::Authentication,
+                action::AUTHENTICATION_FAILED,
+                Outcome::Failure,
+            )
+            .user(username.clone())
+            .reason(format!("password sign-in refused: {refusal}")),
+        )
+        .await;
         return Err(ApiError::Unauthorized(SIGN_IN_REFUSED.into()).into_response());
     }
 
@@ -292,6 +304,14 @@ pub async fn start_session(
             Err(e) => tracing::warn!(error = %e, "cannot purge ended sessions"),
         }
     }
+    security_events::emit(
+        state,
+        SecurityEvent::new(Category::Authentication, action::LOGIN, Outcome::Success)
+            .user(principal_id.to_owned())
+            .field("gatehouse.session_id", new.record().id.to_string())
+            .field("gatehouse.auth_method", json!(established_by)),
+    )
+    .await;
     tracing::info!(person = %principal_id, session = %new.record().id, "signed in");
 
     let view = session_view(&principal, new.record(), new.csrf_token(), identity);

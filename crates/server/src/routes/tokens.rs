@@ -25,6 +25,7 @@ use crate::auth::Authenticated;
 use crate::error::{ApiError, ErrorBody, FieldProblem};
 use crate::json_body::ApiJson;
 use crate::ratelimit::{self, LimitKind};
+use crate::security_events::{self, Category, Outcome, SecurityEvent, action};
 use crate::session::Identity;
 use crate::state::AppState;
 
@@ -325,6 +326,14 @@ async fn create(
     )
     .await
     .map_err(|e| ApiError::internal("auditing a token creation", e))?;
+    security_events::emit(
+        state,
+        SecurityEvent::new(Category::Iam, action::TOKEN_CREATED, Outcome::Success)
+            .user(principal.id.clone())
+            .field("gatehouse.token_id", issued.record().id.to_string())
+            .field("user.roles", json!(issued.record().roles)),
+    )
+    .await;
     tracing::info!(token_id = %issued.record().id, principal = %principal.id, "API token created");
     let view = TokenView::of(issued.record(), label, now);
     Ok((
@@ -487,6 +496,14 @@ async fn revoke(
     )
     .await
     .map_err(|e| ApiError::internal("auditing a token revocation", e))?;
+    security_events::emit(
+        state,
+        SecurityEvent::new(Category::Iam, action::TOKEN_REVOKED, Outcome::Success)
+            .user(principal.id.clone())
+            .field("gatehouse.token_id", id.to_string())
+            .field("gatehouse.token_principal", revoked.principal.clone()),
+    )
+    .await;
     tracing::info!(token_id = %id, by = %principal.id, "API token revoked");
     let label = identity
         .store()
