@@ -63,6 +63,8 @@ const MAX_PENDING_LOGINS: usize = 10_000;
 const MAX_SKEW_SECONDS: i64 = 300;
 /// Cookie binding a sign-in's `state` to the browser that started it.
 const LOGIN_COOKIE: &str = "gatehouse_oidc_login";
+const CLEAR_LOGIN_COOKIE: &str =
+    "gatehouse_oidc_login=; HttpOnly; SameSite=Lax; Path=/api/v1/auth/oidc/; Max-Age=0";
 
 /// Why an OIDC document could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -913,7 +915,7 @@ pub struct CallbackQuery {
     pub error_description: Option<String>,
 }
 
-/// The person a sign-in established (until browser sessions take over, see [`callback`]).
+/// The person a sign-in established, and the browser session it started.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignedIn {
     pub principal: String,
@@ -923,6 +925,16 @@ pub struct SignedIn {
     #[schema(value_type = String)]
     pub auth_method: AuthMethod,
     pub provider: String,
+    /// The browser session started (absent when the server has no sessions attached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Send as `X-CSRF-Token` on state-changing requests made with the session cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    /// When the session ends at the latest (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Timestamp>,
 }
 
 fn login_cookie(headers: &HeaderMap) -> Option<String> {
@@ -941,7 +953,7 @@ fn login_cookie(headers: &HeaderMap) -> Option<String> {
 #[utoipa::path(get, path = "/api/v1/auth/oidc/{provider}/callback", tag = "identity",
     params(("provider" = String, Path, description = "IdentityProvider id"), CallbackQuery),
     responses(
-        (status = 200, description = "Signed in", body = SignedIn),
+        (status = 200, description = "Signed in: the session cookie is set, the body has its CSRF token", body = SignedIn),
         (status = 400, body = ErrorBody),
         (status = 401, description = "Sign-in refused (reason in the message and the audit log)", body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -950,22 +962,12 @@ pub async fn callback(
     State(state): State<AppState>,
     Path(provider_id): Path<String>,
     headers: HeaderMap,
+    cookies: Option<axum::Extension<crate::session::CookiePolicy>>,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
+    let cookies = cookies.map(|c| c.0).unwrap_or_default();
     match finish_login(&state, &provider_id, &headers, query).await {
-        Ok(principal) => {
-            audit::append(
-                &state,
-                &principal.id,
-                "auth.login",
-                &format!("person:{}", principal.id),
-                AuditOutcome::Succeeded,
-                json!({ "method": "oidc", "provider": provider_id }),
-            )
-            .await
-            .map_err(|e| ApiError::internal("auditing a sign-in", e))?;
-            establish_session(&state, &provider_id, principal).await
-        }
+        Ok(principal) => establish_session(&state, &provider_id, principal, cookies).await,
         Err(reason) => {
             audit::append_or_log(
                 &state,
@@ -978,35 +980,88 @@ pub async fn callback(
             .await;
             tracing::info!(%reason, provider = %provider_id, "OIDC sign-in refused");
             let mut response = ApiError::Unauthorized(reason).into_response();
-            response.headers_mut().insert(
-                SET_COOKIE,
-                HeaderValue::from_static(
-                    "gatehouse_oidc_login=; HttpOnly; SameSite=Lax; Path=/api/v1/auth/oidc/; Max-Age=0",
-                ),
-            );
+            response
+                .headers_mut()
+                .insert(SET_COOKIE, HeaderValue::from_static(CLEAR_LOGIN_COOKIE));
             Ok(response)
         }
     }
 }
 
-/// Integration point with browser sessions: a validated person becomes a session here. Until
-/// the session module offers an OIDC entry, the signed-in principal is returned as JSON.
+/// A validated person becomes a browser session (crate::session): the session cookie
+/// (HttpOnly, SameSite=Strict, Secure under TLS) and its CSRF token, as after a password
+/// sign-in. A server without sessions attached (the library used on its own) answers with the
+/// signed-in principal only.
 async fn establish_session(
-    _state: &AppState,
+    state: &AppState,
     provider_id: &str,
     principal: Principal,
+    cookies: crate::session::CookiePolicy,
 ) -> Result<Response, ApiError> {
-    Ok((
-        StatusCode::OK,
-        axum::Json(SignedIn {
-            principal: principal.id,
-            display: principal.display,
-            roles: principal.roles,
-            auth_method: principal.auth_method,
-            provider: provider_id.to_owned(),
-        }),
+    let mut view = SignedIn {
+        principal: principal.id.clone(),
+        display: principal.display.clone(),
+        roles: principal.roles.clone(),
+        auth_method: principal.auth_method,
+        provider: provider_id.to_owned(),
+        session_id: None,
+        csrf_token: None,
+        expires_at: None,
+    };
+    let Some(identity) = state.identity() else {
+        audit_sign_in(state, &principal, provider_id, None).await?;
+        return Ok((StatusCode::OK, axum::Json(view)).into_response());
+    };
+    let now = state.clock().now();
+    let new = gatehouse_core::session::NewSession::generate(
+        &principal.id,
+        AuthMethod::OidcPerson,
+        now,
+        identity.policy(),
     )
-        .into_response())
+    .map_err(|e| ApiError::internal("starting a session", e))?;
+    identity
+        .store()
+        .insert_session(new.record())
+        .await
+        .map_err(|e| ApiError::internal("storing a session", e))?;
+    let session_id = new.record().id.to_string();
+    audit_sign_in(state, &principal, provider_id, Some(&session_id)).await?;
+    view.session_id = Some(session_id);
+    view.csrf_token = Some(new.csrf_token().to_owned());
+    view.expires_at = Some(new.record().expires_at);
+    let cookie = cookies.set_cookie(new.cookie_value(), identity.policy().absolute_timeout);
+    let mut response = (StatusCode::OK, axum::Json(view)).into_response();
+    response.headers_mut().append(
+        SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal("session cookie", e))?,
+    );
+    response
+        .headers_mut()
+        .append(SET_COOKIE, HeaderValue::from_static(CLEAR_LOGIN_COOKIE));
+    Ok(response)
+}
+
+async fn audit_sign_in(
+    state: &AppState,
+    principal: &Principal,
+    provider_id: &str,
+    session: Option<&str>,
+) -> Result<(), ApiError> {
+    audit::append(
+        state,
+        &principal.id,
+        "auth.login",
+        &session.map_or_else(
+            || format!("person:{}", principal.id),
+            |s| format!("session:{s}"),
+        ),
+        AuditOutcome::Succeeded,
+        json!({ "method": "oidc", "provider": provider_id }),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| ApiError::internal("auditing a sign-in", e))
 }
 
 async fn finish_login(

@@ -311,6 +311,16 @@ async fn start_gatehouse(providers: impl FnOnce(&str) -> String) -> Gatehouse {
     let state = prepare(store, clock, PackSource::new(&pack_dir), loaded.pack)
         .await
         .unwrap();
+    // Browser sessions, as the binary wires them, so a sign-in ends in a session.
+    let identity_store = gatehouse_store::SqlIdentityStore::connect(&StoreConfig::Sqlite {
+        data_dir: temp.path().join("data"),
+    })
+    .await
+    .unwrap();
+    state.attach_identity(Arc::new(gatehouse_server::session::Identity::new(
+        Arc::new(identity_store),
+        gatehouse_server::session::IdentityConfig::default(),
+    )));
     let config = ServerConfig {
         reload_on_sighup: false,
         ..ServerConfig::default()
@@ -396,6 +406,18 @@ async fn workload_token_submits_releases_for_its_services_only() {
     }
 
     let token = issuer.token("RS256", "rsa-1", json!({}));
+    let me: Value = http()
+        .get(format!("{}/api/v1/whoami", g.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["auth_method"], "oidc_workload", "{me}");
+    assert_eq!(me["roles"], json!(["submitter"]), "{me}");
+    assert_eq!(me["service_scope"], json!(["payments"]), "{me}");
     let (status, body) = create_release(&g, &token, "checkout").await;
     assert_eq!(status, 403, "{body}");
     assert!(message(&body).contains("payments"), "{body}");
@@ -588,6 +610,26 @@ async fn unknown_kid_refetches_once_and_a_flood_does_not_reach_the_issuer() {
     assert_eq!(issuer.jwks_hits(), 2);
 }
 
+/// The session cookie (`name=value`) among a response's `Set-Cookie` headers; it must be
+/// HttpOnly and SameSite=Strict, and the sign-in cookie must be cleared beside it.
+fn body_cookie(set_cookies: &[String]) -> String {
+    let session = set_cookies
+        .iter()
+        .find(|c| c.starts_with("gatehouse_session="))
+        .unwrap_or_else(|| panic!("no session cookie in {set_cookies:?}"));
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.starts_with("gatehouse_oidc_login=;") && c.contains("Max-Age=0")),
+        "{set_cookies:?}"
+    );
+    session.split(';').next().unwrap().to_owned()
+}
+
 fn cookie_of(response: &reqwest::Response) -> String {
     let set = response.headers()["set-cookie"].to_str().unwrap();
     set.split(';').next().unwrap().to_owned()
@@ -667,6 +709,12 @@ async fn people_sign_in_with_pkce() {
         .await
         .unwrap();
     let status = signed_in.status().as_u16();
+    let session_cookies: Vec<String> = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
     let body: Value = signed_in.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["principal"], "alice", "{body}");
@@ -677,6 +725,24 @@ async fn people_sign_in_with_pkce() {
             .unwrap()
             .contains(&json!("approver"))
     );
+    assert!(
+        body["csrf_token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+
+    // 4. The sign-in established a browser session: whoami answers from the cookie alone.
+    let session_cookie = body_cookie(&session_cookies);
+    let whoami = client
+        .get(format!("{}/api/v1/whoami", g.url))
+        .header("cookie", &session_cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = whoami.status().as_u16();
+    let me: Value = whoami.json().await.unwrap();
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["principal"], "alice", "{me}");
+    assert_eq!(me["auth_method"], "session", "{me}");
 
     // Replaying the callback is refused: a state is single-use (and the code is spent).
     let replay = client
