@@ -7,8 +7,9 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
 use crate::model::{
-    Alert, Control, EscalationPolicy, HealthCheck, IdentityProvider, Improvement, Kpi, Maintenance,
-    Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule, SupportTier, Team,
+    Alert, Control, DetectionRules, EscalationPolicy, EventSource, HealthCheck, IdentityProvider,
+    Improvement, Kpi, Maintenance, Person, Playbook, ReleaseClass, RiskModel, Role, Runbook,
+    Schedule, SupportTier, Team,
 };
 
 /// The JSON Schema (draft 2020-12) of one pack document.
@@ -38,7 +39,9 @@ pub fn json_schema() -> Value {
         Maintenance,
         Kpi,
         Improvement,
-        IdentityProvider
+        IdentityProvider,
+        EventSource,
+        DetectionRules
     );
     let mut definitions = serde_json::Map::new();
     for (name, schema) in generator.take_definitions(true) {

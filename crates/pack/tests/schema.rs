@@ -24,6 +24,10 @@ fn schema_accepts_every_example_document() {
     let (schemas, index) = validator();
     let mut count = 0;
     for (path, text) in example::files() {
+        // Sigma rules in the pack's rule folder are not pack documents.
+        if path.starts_with("rules/") {
+            continue;
+        }
         for doc in documents(text) {
             if let Err(e) = schemas.validate(&doc, index) {
                 panic!("{path}: {} rejected:\n{e:#}", doc["id"]);
