@@ -38,6 +38,11 @@ fn serve_runs_the_pack_rules_with_its_mappings_and_windows_defaults() {
     let pack = temp.path().join("pack");
     let data = temp.path().join("data");
     init_pack(&pack);
+    std::fs::copy(
+        fixture("event_sources/alert_on_linux_whoami.yaml"),
+        pack.join("alert-on-linux-whoami.yaml"),
+    )
+    .unwrap();
     let token = bootstrap_token(&data);
     let server = Server::start(&[
         "serve",

@@ -26,6 +26,11 @@ fn write_example_pack(dir: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
+    std::fs::write(
+        dir.join("alert-on-linux-whoami.yaml"),
+        include_str!("fixtures/event_sources/alert_on_linux_whoami.yaml"),
+    )
+    .unwrap();
 }
 
 fn event(source: &str, received_at: Timestamp, raw: &Value) -> NewEvent {
