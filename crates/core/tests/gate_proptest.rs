@@ -109,6 +109,7 @@ fn class_strategy() -> impl Strategy<Value = ReleaseClass> {
                     retrospective_role: Some(Located::new("ciso".into())),
                 }),
                 attestation: None,
+                policies: Vec::new(),
                 traces: Vec::new(),
                 sabsa: None,
             },

@@ -27,6 +27,7 @@ pub mod example;
 pub mod lint;
 pub mod located;
 pub mod model;
+pub mod rego;
 pub mod render;
 pub mod schema;
 pub mod trace;

@@ -75,6 +75,8 @@ pub fn lint(pack: &Pack) -> Vec<Diagnostic> {
             Document::Kpi(d) => cx.kpi(d),
             Document::Improvement(d) => cx.improvement(d),
             Document::IdentityProvider(d) => cx.identity_provider(d),
+            // Checked with the rule folders on disk: crate::detection.
+            Document::EventSource(_) | Document::DetectionRules(_) => {}
         }
         if let Document::Control(d) = &entry.document {
             cx.reference(&d.owner, PARTY, "owner");

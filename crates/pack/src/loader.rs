@@ -112,6 +112,10 @@ pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Lo
         .map(|(p, t)| (PathBuf::from(p), t))
         .collect();
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    // Rego policy files are not YAML documents; release classes name them.
+    let (rego, files): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(p, _)| crate::rego::is_rego_file(p));
     let mut builder = Builder::default();
     for (path, text) in files {
         let parsed = parse_file(&path, text);
@@ -119,6 +123,7 @@ pub fn load_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Lo
     }
     let mut loaded = builder.finish();
     crate::detection::exclude_rule_files(Path::new(""), &mut loaded);
+    crate::rego::attach_sources(None, &rego, &mut loaded);
     let lint = crate::lint::lint(&loaded.pack);
     loaded.diagnostics.extend(lint);
     let telemetry = crate::detection::lint(None, &loaded.pack, &loaded.sources);
@@ -216,6 +221,7 @@ pub fn load_unlinted(dir: &Path) -> Result<LoadedPack, PackError> {
     let mut loaded = builder.finish();
     // Sigma rules in the pack's rule folders are not pack documents.
     crate::detection::exclude_rule_files(dir, &mut loaded);
+    crate::rego::attach_sources(Some(dir), &[], &mut loaded);
     sort_diagnostics(&mut loaded.diagnostics);
     Ok(loaded)
 }

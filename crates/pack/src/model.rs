@@ -494,7 +494,27 @@ document! {
         /// Trusted attestation keys and SLSA expectations (see [`AttestationPolicy`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub attestation: Option<AttestationPolicy>,
+        /// Rego policies evaluated over the release and its evidence facts (see [`RegoPolicy`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub policies: Vec<RegoPolicy>,
     }
+}
+
+/// A Rego policy file a release class evaluates at verdict time, conftest-style: each string
+/// in `<query>` (a `deny` set) blocks, each string in the sibling `warn` set warns
+/// (`docs/pack.md`, "Rego policies").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegoPolicy {
+    /// Path of the `.rego` file, relative to the pack folder.
+    pub file: Located<String>,
+    /// The rule holding the deny messages, e.g. `data.gatehouse.deny`.
+    pub query: Located<String>,
+    /// The file's text, filled in by the loader (the gate evaluation itself does no I/O);
+    /// `None` when it could not be read, which the loader reports and the gate blocks on.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub source: Option<String>,
 }
 
 impl ReleaseClass {
@@ -638,6 +658,64 @@ document! {
         /// Control ids this alert monitors.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub controls: Vec<Reference>,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security telemetry (Sigma detection)
+
+/// A Sigma log source: which rules apply to a source's events (`docs/events.md`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogSourceSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<Located<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Located<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Located<String>>,
+}
+
+/// Recognises a source's events by content, whatever ingestion source name they came under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRecognition {
+    /// Dotted path of a field in the event as received.
+    pub field: Located<String>,
+    /// The field's value, compared as text.
+    pub equals: String,
+}
+
+document! {
+    /// Where security events come from: the ingestion source name is the document `id`
+    /// (`POST /api/v1/events?source=<id>`), the Sigma log source its events provide, the field
+    /// mappings that bind rule fields to its events, and how long they are kept.
+    pub struct EventSource {
+        #[serde(default)]
+        pub logsource: LogSourceSpec,
+        /// Also claim events of any ingestion source name whose field has this value.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub recognize: Option<SourceRecognition>,
+        /// Field path in the event as received → Sigma/ECS field name rules use.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        pub fields: std::collections::BTreeMap<String, Located<String>>,
+        /// How long events are kept (default 30d).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub retention: Option<Located<Duration>>,
+    }
+}
+
+document! {
+    /// Folders of Sigma rules (SigmaHQ YAML), relative to the pack folder; `Alert` documents
+    /// name their rules by id in `trigger.sigma_rule`.
+    pub struct DetectionRules {
+        pub paths: Vec<Located<String>>,
+        /// Only rule files whose path (relative to their folder) matches one of these globs.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub include: Vec<Located<String>>,
+        /// Rule files whose relative path matches one of these globs are skipped.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub exclude: Vec<Located<String>>,
     }
 }
 
@@ -1038,6 +1116,8 @@ kinds!(
     Kpi,
     Improvement,
     IdentityProvider,
+    EventSource,
+    DetectionRules,
 );
 
 impl std::fmt::Display for Kind {

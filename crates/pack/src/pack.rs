@@ -85,6 +85,20 @@ impl Pack {
         }
     }
 
+    /// Every release class's Rego policies with the file the class came from, for the loader
+    /// to fill in their sources.
+    pub(crate) fn rego_policies_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&Path, &mut crate::model::RegoPolicy)> {
+        self.entries
+            .iter_mut()
+            .filter_map(|e| match &mut e.document {
+                Document::ReleaseClass(c) => Some((e.file.as_path(), &mut c.policies)),
+                _ => None,
+            })
+            .flat_map(|(file, policies)| policies.iter_mut().map(move |p| (file, p)))
+    }
+
     /// Hex SHA-256 over every file read (relative path, length and bytes, in sorted path
     /// order): identifies exactly which pack a decision was made under.
     pub fn digest(&self) -> String {

@@ -17,7 +17,7 @@ use super::model::{EvidenceItem, Exception, ExceptionScope, PrincipalKind, Relea
 use super::verdict::{
     CategoryResult, EvidenceRef, GateCategory, GateVerdict, Reason, ReasonLevel, RuleRef,
 };
-use super::{approvals, context, evidence, findings, requirements, risks};
+use super::{approvals, context, evidence, findings, policy, requirements, risks};
 
 /// How long before expiry an exception is reported with a warning.
 pub const EXCEPTION_WARNING_WINDOW: SignedDuration = SignedDuration::from_hours(7 * 24);
@@ -33,7 +33,8 @@ pub fn evaluate(
     now: Timestamp,
 ) -> GateVerdict {
     let ctx = Ctx::new(class, risk_model, state, now);
-    let (finding_reasons, tally) = findings::assess(&ctx);
+    let (mut finding_reasons, tally) = findings::assess(&ctx);
+    finding_reasons.extend(policy::assess(&ctx));
     let (approval_reasons, retrospective_due) = approvals::assess(&ctx);
     let categories = vec![
         CategoryResult::from_reasons(GateCategory::ContextAndOwnership, context::assess(&ctx)),

@@ -21,7 +21,7 @@
 //!   approvals, bypasses, the emergency retrospective).
 //! - [`evaluate()`]: the verdict, one private module per category (`context`, `requirements`,
 //!   `evidence`, `findings`, `risks`, `approvals`); `findings` documents how findings are
-//!   counted.
+//!   counted, and `policy` evaluates the class's Rego policies into the findings category.
 //! - [`decide`]: vetting of state changes (approve, bypass, attach evidence, except) with typed
 //!   errors, used by the server before it writes.
 //! - [`metrics`]: gate bypasses, emergency releases, evidence completeness, review latency and
@@ -75,6 +75,7 @@ mod findings;
 pub mod kinds;
 pub mod metrics;
 pub mod model;
+mod policy;
 pub mod render;
 mod requirements;
 mod risks;
