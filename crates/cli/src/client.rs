@@ -30,7 +30,8 @@ pub struct ServerArgs {
 /// A configured client for one server.
 pub struct ApiClient {
     base: Url,
-    token: Option<String>,
+    /// Wiped from memory when the client is dropped.
+    token: Option<zeroize::Zeroizing<String>>,
     http: reqwest::Client,
 }
 
@@ -58,7 +59,11 @@ impl ApiClient {
             .context("cannot build the HTTP client")?;
         Ok(Self {
             base,
-            token: args.token.clone().filter(|t| !t.is_empty()),
+            token: args
+                .token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .map(zeroize::Zeroizing::new),
             http,
         })
     }
@@ -108,7 +113,7 @@ impl ApiClient {
             .with_context(|| format!("cannot build a URL from {} and {path}", self.base))?;
         let mut request = self.http.request(method, url.clone());
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.as_str());
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -152,7 +157,7 @@ impl ApiClient {
             request = request.header(reqwest::header::CONTENT_ENCODING, encoding);
         }
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.as_str());
         }
         let response = request.send().await.map_err(|err| {
             anyhow!(

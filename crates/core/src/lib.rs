@@ -7,8 +7,8 @@
 
 pub mod audit;
 pub mod audit_log;
-pub mod blobs;
 pub mod authz;
+pub mod blobs;
 pub mod clock;
 pub mod events;
 pub mod gate;

@@ -566,11 +566,7 @@ impl Cx<'_, '_> {
     /// Ed25519, P-256 or RSA public key is decided where the crypto lives (the gate), which
     /// blocks naming the key; the pack crate stays free of crypto dependencies.
     fn attestation(&mut self, d: &ReleaseClass, a: &crate::model::AttestationPolicy) {
-        self.duplicates(
-            a.keys.iter().map(|k| &k.id),
-            "attestation.keys",
-            "key id",
-        );
+        self.duplicates(a.keys.iter().map(|k| &k.id), "attestation.keys", "key id");
         for key in &a.keys {
             let text = key.public_key.value.trim();
             let pem = text.starts_with("-----BEGIN PUBLIC KEY-----")
@@ -1163,7 +1159,9 @@ pub fn is_secure_url(url: &str) -> bool {
         authority.split(':').next().unwrap_or("")
     };
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn max_value(scale: &[ScaleLevel]) -> u32 {

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::model::{DetectionRules, EventSource};
 use crate::model::{
     Alert, Control, Document, EscalationPolicy, HealthCheck, IdentityProvider, Improvement, Kind,
     Kpi, Maintenance, Person, Playbook, ReleaseClass, RiskModel, Role, Runbook, Schedule,
     SupportTier, Team,
 };
+use crate::model::{DetectionRules, EventSource};
 
 /// One document and the file it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +97,25 @@ impl Pack {
                 _ => None,
             })
             .flat_map(|(file, policies)| policies.iter_mut().map(move |p| (file, p)))
+    }
+
+    /// Folds files read after the YAML documents (Rego policies) into the digest, so editing
+    /// one changes the pack's identity and a reload picks it up.
+    pub(crate) fn fold_into_digest(&mut self, files: &[(PathBuf, String)]) {
+        use sha2::{Digest as _, Sha256};
+        if files.is_empty() {
+            return;
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(self.digest.as_bytes());
+        for (path, text) in files {
+            let name = path.to_string_lossy();
+            hasher.update((name.len() as u64).to_le_bytes());
+            hasher.update(name.as_bytes());
+            hasher.update((text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
+        }
+        self.digest = format!("{:x}", hasher.finalize());
     }
 
     /// Hex SHA-256 over every file read (relative path, length and bytes, in sorted path

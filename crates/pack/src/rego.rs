@@ -36,6 +36,9 @@ pub(crate) fn attach_sources(
 ) {
     let mut diagnostics = Vec::new();
     let mut sources = Vec::new();
+    // Named as the classes name them (relative to the pack folder), so the digest does not
+    // depend on where the pack is checked out.
+    let mut digested = Vec::new();
     for (class_file, policy) in loaded.pack.rego_policies_mut() {
         let declared = Location::new(class_file, policy.file.line, policy.file.column);
         let read = match pack_dir {
@@ -62,9 +65,11 @@ pub(crate) fn attach_sources(
         if let Err(d) = parse(&path, &text) {
             diagnostics.push(*d);
         }
+        digested.push((PathBuf::from(policy.file.as_str()), text.clone()));
         sources.push((path, text.clone()));
         policy.source = Some(text);
     }
+    loaded.pack.fold_into_digest(&digested);
     for (path, text) in sources {
         loaded.sources.insert(path, text);
     }

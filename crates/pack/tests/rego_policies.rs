@@ -88,3 +88,20 @@ fn a_syntax_error_is_located_in_the_rego_file() {
     // The source is kept so that `pack lint` can show the line.
     assert!(loaded.sources.get(&at.file).is_some());
 }
+
+#[test]
+fn editing_a_policy_changes_the_pack_digest() {
+    let with = |policy: &'static str| {
+        load("policies/deny.rego", move |dir| {
+            fs::create_dir(dir.join("policies")).unwrap();
+            fs::write(dir.join("policies/deny.rego"), policy).unwrap();
+        })
+        .pack
+        .digest()
+    };
+    let edited = POLICY.replace("if false", "if true");
+    let edited: &'static str = Box::leak(edited.into_boxed_str());
+    // Same text in two different folders: same digest (it does not depend on the checkout path).
+    assert_eq!(with(POLICY), with(POLICY));
+    assert_ne!(with(POLICY), with(edited));
+}

@@ -12,13 +12,15 @@
 //! limit and their own checks.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::Authenticated;
 use crate::authz::{self, Permission, Policy};
@@ -131,14 +133,26 @@ pub const API_PREFIX: &str = "/api/v1";
 
 /// The router of every catalog route, each behind its access check and body limit. Unknown
 /// paths under [`API_PREFIX`] answer with the API's JSON 404.
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(
+    state: &AppState,
+    request_timeout: Duration,
+    upload_timeout: Duration,
+) -> Router<AppState> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in ROUTES {
         let access = route.access;
         let mut handler = (route.handler)();
-        if route.body_limit == BodyLimit::Json {
+        // Routes that stream their own bodies get the long upload timeout (408 either way).
+        let timeout = if route.body_limit == BodyLimit::Json {
             handler = handler.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
-        }
+            request_timeout
+        } else {
+            upload_timeout
+        };
+        handler = handler.layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ));
         let handler = handler.route_layer(middleware::from_fn_with_state(
             state.clone(),
             move |state: State<AppState>, request: Request, next: Next| {

@@ -82,7 +82,9 @@ pub fn map_declared(
     if id == gatehouse_detect::mapping::WINDOWS_SOURCE {
         return None;
     }
-    let mapped = sources.map_event(index, event).unwrap_or_else(|| event.clone());
+    let mapped = sources
+        .map_event(index, event)
+        .unwrap_or_else(|| event.clone());
     match mapped {
         Value::Object(map) => Some((map, id)),
         _ => None,

@@ -37,13 +37,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use gatehouse_core::audit::AuditOutcome;
 use gatehouse_core::clock::Clock;
 use gatehouse_core::store::{Store, StoreError};
 use gatehouse_pack::Pack;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 pub use clock::SystemClock;
@@ -57,6 +55,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Longest a request may take before it is answered with 408.
     pub request_timeout: Duration,
+    /// Longest a streamed upload (evidence, event batches: the catalog's routes with their own
+    /// body limit) may take; a 2 GB evidence file does not fit in `request_timeout`.
+    pub upload_timeout: Duration,
     /// Reload the pack when the process receives SIGHUP.
     pub reload_on_sighup: bool,
     /// Serve HTTPS with this certificate and key (rustls) instead of plain HTTP.
@@ -68,6 +69,7 @@ impl Default for ServerConfig {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            upload_timeout: Duration::from_secs(3600),
             reload_on_sighup: true,
             tls: None,
         }
@@ -137,8 +139,8 @@ pub async fn prepare(
 
 /// The full router: open operational endpoints plus the authenticated `/api/v1` API.
 pub fn router(state: AppState, config: &ServerConfig) -> Router {
-    // Every route, its access check and body limit come from the route catalog.
-    catalog::router(&state)
+    // Every route, its access check, body limit and timeout come from the route catalog.
+    catalog::router(&state, config.request_timeout, config.upload_timeout)
         // Session cookie policy and CSRF check, before the catalog authenticates.
         .layer(axum::middleware::from_fn_with_state(
             session::GuardState::new(&state, config.tls.is_some()),
@@ -154,10 +156,6 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
-        ))
         // One INFO line per request (method, path, status, latency): the access log.
         .layer(
             TraceLayer::new_for_http()
@@ -215,7 +213,8 @@ impl Server {
             .into_make_service_with_connect_info::<hardening::ClientAddr>();
         let served = match self.tls {
             Some(config) => {
-                let listener = tls::TlsListener::new(self.listener, config).map_err(ServerError::Serve)?;
+                let listener =
+                    tls::TlsListener::new(self.listener, config).map_err(ServerError::Serve)?;
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await

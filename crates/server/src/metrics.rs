@@ -257,7 +257,9 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP gatehouse_gate_bypasses_total Gate bypasses recorded by this process.\n");
+        out.push_str(
+            "# HELP gatehouse_gate_bypasses_total Gate bypasses recorded by this process.\n",
+        );
         out.push_str("# TYPE gatehouse_gate_bypasses_total counter\n");
         let _ = writeln!(
             out,
@@ -394,8 +396,13 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains("gatehouse_gate_overdue_retrospectives{window=\"30d\"} 1\n"));
         assert!(text.contains("gatehouse_gate_emergency_releases{window=\"30d\"} 2\n"));
-        assert!(text.contains("gatehouse_gate_evidence_completeness_percent{window=\"30d\"} 62.5\n"));
-        assert!(metrics.gate_gauges(Duration::ZERO).is_none(), "stale gauges are recomputed");
+        assert!(
+            text.contains("gatehouse_gate_evidence_completeness_percent{window=\"30d\"} 62.5\n")
+        );
+        assert!(
+            metrics.gate_gauges(Duration::ZERO).is_none(),
+            "stale gauges are recomputed"
+        );
     }
 
     #[test]

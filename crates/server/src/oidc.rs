@@ -827,12 +827,18 @@ fn login_provider<'a>(
         (status = 303, description = "Redirect to the provider's authorization endpoint (PKCE S256, state, nonce)"),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "Rate limited (per client IP, shared with password sign-in); see Retry-After", body = ErrorBody),
         (status = 503, description = "The provider's discovery document cannot be fetched, or too many sign-ins are in flight", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     Path(provider_id): Path<String>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Err(refused) = limit_sign_in(&state, &extensions, &headers, "login").await {
+        return Ok(refused);
+    }
     let pack = state.pack();
     let (provider, client_id, redirect_uri) = login_provider(&pack.pack, &provider_id)?;
     let oidc = state.oidc();
@@ -950,6 +956,31 @@ fn login_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Finishes a sign-in: exchanges the code (with the PKCE verifier), validates the ID token
 /// (signature, issuer, audience = client id, times, nonce) and maps it to a pack `Person`.
+/// Sign-ins through a provider share the per-IP sign-in quota of password sign-ins, so a flood
+/// of `/login` requests cannot fill the pending-sign-in table and lock real people out.
+async fn limit_sign_in(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    step: &str,
+) -> Result<(), Response> {
+    let Some(identity) = state.identity() else {
+        return Ok(());
+    };
+    let client_ip = identity.limits().client_ip(extensions, headers);
+    let ip_key = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    crate::ratelimit::enforce(
+        state,
+        &identity.limits().login_per_ip,
+        crate::ratelimit::LimitKind::LoginPerIp,
+        &ip_key,
+        audit::ANONYMOUS,
+        &format!("GET /api/v1/auth/oidc/{{provider}}/{step}"),
+        client_ip,
+    )
+    .await
+}
+
 #[utoipa::path(get, path = "/api/v1/auth/oidc/{provider}/callback", tag = "identity",
     params(("provider" = String, Path, description = "IdentityProvider id"), CallbackQuery),
     responses(
@@ -957,14 +988,19 @@ fn login_cookie(headers: &HeaderMap) -> Option<String> {
         (status = 400, body = ErrorBody),
         (status = 401, description = "Sign-in refused (reason in the message and the audit log)", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "Rate limited (per client IP); see Retry-After", body = ErrorBody),
     ))]
 pub async fn callback(
     State(state): State<AppState>,
     Path(provider_id): Path<String>,
     headers: HeaderMap,
     cookies: Option<axum::Extension<crate::session::CookiePolicy>>,
+    extensions: axum::http::Extensions,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
+    if let Err(refused) = limit_sign_in(&state, &extensions, &headers, "callback").await {
+        return Ok(refused);
+    }
     let cookies = cookies.map(|c| c.0).unwrap_or_default();
     match finish_login(&state, &provider_id, &headers, query).await {
         Ok(principal) => establish_session(&state, &provider_id, principal, cookies).await,

@@ -208,7 +208,11 @@ pub async fn reload(state: &AppState, actor: &str, trigger: ReloadTrigger) -> Re
     let event = SecurityEvent::new(
         Category::Configuration,
         action::PACK_RELOADED,
-        if ok { Outcome::Success } else { Outcome::Failure },
+        if ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        },
     )
     .user(actor)
     .field("gatehouse.trigger", trigger.as_str())

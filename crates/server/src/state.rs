@@ -30,12 +30,12 @@ struct Inner {
     gate: std::sync::OnceLock<Arc<crate::routes::gate::Gate>>,
     /// Event ingestion and online detection, attached once by the binary when it runs them.
     detection: std::sync::OnceLock<Arc<crate::detection::Detection>>,
+    /// OIDC issuers' cached keys and pending sign-ins (crate::oidc).
+    oidc: crate::oidc::Oidc,
     /// Local people, sessions and sign-in rate limits, attached once by the binary.
     identity: std::sync::OnceLock<Arc<crate::session::Identity>>,
     /// The audit log's signing key and tree-head schedule, attached once by the binary.
     audit_log: std::sync::OnceLock<Arc<crate::audit_log::AuditLog>>,
-    /// OIDC issuers' cached keys and pending sign-ins (crate::oidc).
-    oidc: crate::oidc::Oidc,
 }
 
 impl AppState {
@@ -60,9 +60,9 @@ impl AppState {
                 reload_lock: tokio::sync::Mutex::new(()),
                 gate: std::sync::OnceLock::new(),
                 detection: std::sync::OnceLock::new(),
+                oidc: crate::oidc::Oidc::new(),
                 identity: std::sync::OnceLock::new(),
                 audit_log: std::sync::OnceLock::new(),
-                oidc: crate::oidc::Oidc::new(),
             }),
         }
     }
@@ -110,11 +110,6 @@ impl AppState {
         let _ = self.inner.detection.set(detection);
     }
 
-    /// OIDC key caches and pending sign-ins.
-    pub fn oidc(&self) -> &crate::oidc::Oidc {
-        &self.inner.oidc
-    }
-
     /// The audit log's signing side, when the binary attached it.
     pub fn audit_log(&self) -> Option<&Arc<crate::audit_log::AuditLog>> {
         self.inner.audit_log.get()
@@ -133,6 +128,11 @@ impl AppState {
     /// Attaches local people and sessions; only the first call has an effect.
     pub fn attach_identity(&self, identity: Arc<crate::session::Identity>) {
         let _ = self.inner.identity.set(identity);
+    }
+
+    /// OIDC key caches and pending sign-ins.
+    pub fn oidc(&self) -> &crate::oidc::Oidc {
+        &self.inner.oidc
     }
 
     /// The release gate, when the binary attached it.

@@ -13,7 +13,11 @@ const GATE_ROUTES: &[(&str, &str, bool)] = &[
     ("get", "/api/v1/releases/{id}/memo", false),
     ("post", "/api/v1/releases/{id}/approvals", true),
     ("post", "/api/v1/releases/{id}/exceptions", true),
-    ("post", "/api/v1/releases/{id}/requirements/{requirement}", true),
+    (
+        "post",
+        "/api/v1/releases/{id}/requirements/{requirement}",
+        true,
+    ),
     ("post", "/api/v1/releases/{id}/risks", true),
     ("post", "/api/v1/releases/{id}/bypass", true),
     ("get", "/api/v1/metrics/gate", false),
@@ -24,7 +28,10 @@ fn every_gate_route_is_described_with_its_bodies() {
     let doc = gatehouse_server::openapi::document();
     for (method, path, has_body) in GATE_ROUTES {
         let op = &doc["paths"][path][method];
-        assert!(op.is_object(), "{method} {path} is not in the OpenAPI document");
+        assert!(
+            op.is_object(),
+            "{method} {path} is not in the OpenAPI document"
+        );
         assert_eq!(op["tags"][0], "gate", "{method} {path}");
         if *has_body {
             assert!(

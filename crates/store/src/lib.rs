@@ -19,8 +19,8 @@ pub use audit_ledger::SqlAuditLedger;
 pub use blobs::{SqlBlobStore, open_blobs};
 pub use events::{SqlEventStore, open_with_events};
 pub use gate::{SqlGateStore, open_with_gate};
-pub use identity::{SqlIdentityStore, open_with_identity};
 pub use gatehouse_core::store::{Store, StoreError};
+pub use identity::{SqlIdentityStore, open_with_identity};
 
 mod audit_ledger;
 mod blobs;

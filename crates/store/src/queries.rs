@@ -158,7 +158,10 @@ macro_rules! impl_store {
                 .bind(&release.service)
                 .bind(&release.version)
                 .bind(&release.release_class)
-                .bind(crate::rows::json_text("artifact_digests", &release.artifact_digests)?)
+                .bind(crate::rows::json_text(
+                    "artifact_digests",
+                    &release.artifact_digests,
+                )?)
                 .bind(&release.owner)
                 .bind(&release.change.summary)
                 .bind(&release.change.ticket)

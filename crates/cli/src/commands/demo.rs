@@ -111,21 +111,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )?,
         )
         .await?;
-        // Evidence sealed at rest under a key generated in the demo's data directory.
-        super::keys::attach_vault(
-            &state,
-            &StoreConfig::Sqlite {
-                data_dir: data_dir.clone(),
-            },
-            &data_dir,
-            super::keys::keyring_for_server(
-                &super::keys::KeyArgs::default(),
-                &StoreConfig::Sqlite {
-                    data_dir: data_dir.clone(),
-                },
-            )?,
-        )
-        .await?;
         // The audit log's signing key and tree heads, as `serve` attaches them.
         super::audit::attach_to_server(
             &state,
@@ -137,15 +122,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 audit_signing_key: None,
                 audit_head_every: gatehouse_server::audit_log::DEFAULT_HEAD_EVERY,
             },
-        )
-        .await?;
-        // Sign-in, sessions and token management, as `serve` attaches them.
-        crate::identity::attach_to_server(
-            &state,
-            &StoreConfig::Sqlite {
-                data_dir: data_dir.clone(),
-            },
-            &crate::identity::IdentityArgs::default(),
         )
         .await?;
         // Sign-in, sessions and token management, as `serve` attaches them.

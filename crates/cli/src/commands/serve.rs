@@ -62,6 +62,10 @@ pub struct HttpArgs {
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Seconds a streamed upload (evidence, event batches) may take before it is answered
+    /// with 408.
+    #[arg(long, default_value_t = 3600)]
+    pub upload_timeout_secs: u64,
     /// Serve HTTPS: PEM certificate chain (needs --tls-key).
     #[arg(long, env = "GATEHOUSE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -75,6 +79,7 @@ impl HttpArgs {
         ServerConfig {
             body_limit_bytes: self.max_body_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            upload_timeout: Duration::from_secs(self.upload_timeout_secs.max(1)),
             reload_on_sighup: true,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(gatehouse_server::tls::TlsFiles {
@@ -130,8 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the server")?;
         crate::detection::start(&state, events, detection_config).await?;
         super::gate::attach_to_server(&state, &store_config, &args.gate).await?;
-        super::keys::attach_vault(&state, &store_config, &args.storage.data_dir, keyring)
-            .await?;
+        super::keys::attach_vault(&state, &store_config, &args.storage.data_dir, keyring).await?;
         crate::identity::attach_to_server(&state, &store_config, &args.identity).await?;
         super::audit::attach_to_server(&state, &args.storage, &args.audit_log).await?;
         serve(
@@ -194,7 +198,11 @@ pub async fn serve(
     let addr = server
         .local_addr()
         .context("cannot read the listening address")?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let url = format!("{scheme}://{addr}");
     tracing::info!(%url, "listening");
     announce(&url);

@@ -365,8 +365,17 @@ pub async fn attach_evidence(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let kind = EvidenceKind::from_str(&query.kind)
         .map_err(|e| ApiError::invalid_field("kind", e.to_string()))?;
-    // Refuse an unknown release before reading a possibly large body.
-    load(&state, &gate, release).await?;
+    // Refuse an unknown release, and a principal confined to other services, before reading
+    // a possibly large body.
+    let current = load(&state, &gate, release).await?;
+    authz::require_service(
+        &state,
+        &principal,
+        Permission::EvidenceAttach,
+        &current.release.service,
+        &target,
+    )
+    .await?;
 
     let vault = Arc::clone(gate.vault()?);
     let limit = gate.max_evidence_bytes;
