@@ -824,7 +824,16 @@ fn serve_on_postgresql_records_and_lists_releases() {
     // PostgreSQL needs a configured key-encryption key (none is generated next to a remote
     // database); a fixed test key, given inline.
     let server = Server::start_with_env(
-        &["serve", "--pack", &setup.pack, "--database-url", &url],
+        // The data directory still holds the audit log key and the upload spool.
+        &[
+            "serve",
+            "--pack",
+            &setup.pack,
+            "--database-url",
+            &url,
+            "--data-dir",
+            &setup.data,
+        ],
         &[(
             "GATEHOUSE_KEYS",
             "kek-e2e:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
