@@ -18,7 +18,6 @@
 //! [`SqlAuditLedger`] serves the read side (entries, leaf hashes, compact ranges, signed tree
 //! heads, public keys) from a pool of its own, like the gate and event stores.
 
-use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -30,13 +29,12 @@ use gatehouse_ledger::merkle::leaf_hash;
 use gatehouse_ledger::{CompactRange, Hash, KeyId, LogVerifyingKey, SignedTreeHead};
 use jiff::Timestamp;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 
+use crate::StoreConfig;
+use crate::pool::Pool;
 use crate::queries::query_error;
-use crate::{CONNECT_TIMEOUT, SQLITE_FILE_NAME, StoreConfig};
 
 /// How long a SQLite writer waits for the write lock (the API's own writes share the file).
 const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -326,22 +324,6 @@ impl AppendAudit for PgPool {
     }
 }
 
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
-
-/// Runs `$body` with `$p` bound to whichever pool this store has; the SQL is the same text for
-/// both engines.
-macro_rules! with_pool {
-    ($self:expr, $p:ident => $body:expr) => {
-        match &$self.pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
-        }
-    };
-}
-
 /// The audit log's Merkle tree, signed heads and log keys in the gatehouse database.
 pub struct SqlAuditLedger {
     pool: Pool,
@@ -351,49 +333,8 @@ pub struct SqlAuditLedger {
 impl SqlAuditLedger {
     /// Connects to a database that [`crate::open`] has already migrated.
     pub async fn connect(config: &StoreConfig) -> Result<SqlAuditLedger, StoreError> {
-        match config {
-            StoreConfig::Sqlite { data_dir } => Self::connect_sqlite(data_dir).await,
-            StoreConfig::Postgres { url } => {
-                let target = crate::postgres::redact_url(url);
-                let options =
-                    PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable {
-                        target: target.clone(),
-                        reason: format!("invalid database URL: {e}"),
-                    })?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect_lazy_with(options);
-                Ok(SqlAuditLedger {
-                    pool: Pool::Postgres(pool),
-                    target,
-                })
-            }
-        }
-    }
-
-    async fn connect_sqlite(data_dir: &Path) -> Result<SqlAuditLedger, StoreError> {
-        let path = data_dir.join(SQLITE_FILE_NAME);
-        let target = path.display().to_string();
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(SQLITE_BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(SqlAuditLedger {
-            pool: Pool::Sqlite(pool),
-            target,
-        })
+        let (pool, target) = crate::pool::connect(config, 2, SQLITE_BUSY_TIMEOUT).await?;
+        Ok(SqlAuditLedger { pool, target })
     }
 
     fn error(&self, what: impl FnOnce() -> String, e: sqlx::Error) -> StoreError {

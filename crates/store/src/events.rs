@@ -10,8 +10,6 @@
 //! transactions may commit out of order, so appends take a table lock that serialises them
 //! (readers are not blocked). SQLite serialises writers by itself.
 
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,38 +19,19 @@ use gatehouse_core::events::{
 use gatehouse_core::store::{Store, StoreError};
 use jiff::Timestamp;
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 
+use crate::StoreConfig;
+use crate::pool::Pool;
 use crate::queries::{page, query_error};
 use crate::rows::{json_text, nanos, opt_nanos};
-use crate::{CONNECT_TIMEOUT, SQLITE_FILE_NAME, StoreConfig};
 
 /// How long a SQLite writer waits for the write lock (the API's own writes share the file).
 const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
 
 /// Events, signals and cursors in the gatehouse database.
 pub struct SqlEventStore {
     pool: Pool,
     target: String,
-}
-
-/// Runs `$body` with `$p` bound to whichever pool this store has; the SQL is the same text for
-/// both engines (`$n` placeholders, `RETURNING`, `ON CONFLICT`).
-macro_rules! with_pool {
-    ($self:expr, $p:ident => $body:expr) => {
-        match &$self.pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
-        }
-    };
 }
 
 /// Opens the control-plane store and the event store over the same database.
@@ -67,51 +46,8 @@ pub async fn open_with_events(
 impl SqlEventStore {
     /// Connects to a database that [`crate::open`] has already migrated.
     async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        match config {
-            StoreConfig::Sqlite { data_dir } => Self::connect_sqlite(data_dir).await,
-            StoreConfig::Postgres { url } => {
-                let target = crate::postgres::redact_url(url);
-                let options =
-                    PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable {
-                        target: target.clone(),
-                        reason: format!("invalid database URL: {e}"),
-                    })?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect_lazy_with(options);
-                Ok(Self {
-                    pool: Pool::Postgres(pool),
-                    target,
-                })
-            }
-        }
-    }
-
-    async fn connect_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        let path = data_dir.join(SQLITE_FILE_NAME);
-        let target = path.display().to_string();
-        // Same durability settings as the control-plane pool: an acknowledged event must
-        // survive a power cut, so `synchronous=FULL`.
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(SQLITE_BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self {
-            pool: Pool::Sqlite(pool),
-            target,
-        })
+        let (pool, target) = crate::pool::connect(config, 4, SQLITE_BUSY_TIMEOUT).await?;
+        Ok(Self { pool, target })
     }
 
     fn error(&self, what: impl FnOnce() -> String, e: sqlx::Error) -> StoreError {

@@ -7,8 +7,6 @@
 //! same transaction, so there is no moment where a disabled person still holds a working
 //! credential.
 
-use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,38 +15,19 @@ use gatehouse_core::identity_store::{DisableOutcome, IdentityStore, LabeledToken
 use gatehouse_core::session::{SessionId, SessionRecord};
 use gatehouse_core::store::{MAX_PAGE_SIZE, Store, StoreError};
 use jiff::Timestamp;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 
+use crate::StoreConfig;
+use crate::pool::Pool;
 use crate::queries::query_error;
 use crate::rows::{Columns, json_text, nanos, opt_nanos};
-use crate::{CONNECT_TIMEOUT, SQLITE_FILE_NAME, StoreConfig};
 
 /// How long a SQLite writer waits for the write lock (the API's own writes share the file).
 const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-}
 
 /// Local people, sessions and token labels in the gatehouse database.
 pub struct SqlIdentityStore {
     pool: Pool,
     target: String,
-}
-
-/// Runs `$body` with `$p` bound to whichever pool this store has; the SQL is the same text for
-/// both engines (`$n` placeholders).
-macro_rules! with_pool {
-    ($self:expr, $p:ident => $body:expr) => {
-        match &$self.pool {
-            Pool::Sqlite($p) => $body,
-            Pool::Postgres($p) => $body,
-        }
-    };
 }
 
 const USER_COLUMNS: &str =
@@ -70,49 +49,8 @@ pub async fn open_with_identity(
 impl SqlIdentityStore {
     /// Connects to a database that [`crate::open`] has already migrated.
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        match config {
-            StoreConfig::Sqlite { data_dir } => Self::connect_sqlite(data_dir).await,
-            StoreConfig::Postgres { url } => {
-                let target = crate::postgres::redact_url(url);
-                let options =
-                    PgConnectOptions::from_str(url).map_err(|e| StoreError::Unavailable {
-                        target: target.clone(),
-                        reason: format!("invalid database URL: {e}"),
-                    })?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(CONNECT_TIMEOUT)
-                    .connect_lazy_with(options);
-                Ok(Self {
-                    pool: Pool::Postgres(pool),
-                    target,
-                })
-            }
-        }
-    }
-
-    async fn connect_sqlite(data_dir: &Path) -> Result<Self, StoreError> {
-        let path = data_dir.join(SQLITE_FILE_NAME);
-        let target = path.display().to_string();
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(SQLITE_BUSY_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Unavailable {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self {
-            pool: Pool::Sqlite(pool),
-            target,
-        })
+        let (pool, target) = crate::pool::connect(config, 4, SQLITE_BUSY_TIMEOUT).await?;
+        Ok(Self { pool, target })
     }
 
     fn error(&self, what: impl FnOnce() -> String, e: sqlx::Error) -> StoreError {

@@ -22,11 +22,23 @@ pub use gate::{SqlGateStore, open_with_gate};
 pub use gatehouse_core::store::{Store, StoreError};
 pub use identity::{SqlIdentityStore, open_with_identity};
 
+/// Runs `$body` with `$p` bound to whichever pool (`crate::pool::Pool`) `$self.pool` is; the SQL
+/// is the same text for both engines.
+macro_rules! with_pool {
+    ($self:expr, $p:ident => $body:expr) => {
+        match &$self.pool {
+            crate::pool::Pool::Sqlite($p) => $body,
+            crate::pool::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
 mod audit_ledger;
 mod blobs;
 mod events;
 mod gate;
 mod identity;
+mod pool;
 mod postgres;
 mod queries;
 mod rows;
