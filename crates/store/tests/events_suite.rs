@@ -3,106 +3,24 @@
 //! on SQLite always and on PostgreSQL when `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in
 //! a fresh schema), like `suite.rs`.
 
+#[macro_use]
+mod common;
+
+use common::TestDb;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use gatehouse_core::events::{
     EventStore, MatchedField, NewEvent, NewSignal, Severity, SignalQuery,
 };
 use gatehouse_core::store::StoreError;
-use gatehouse_store::{StoreConfig, open_with_events};
+use gatehouse_store::open_with_events;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
-use sqlx::Connection;
-
-const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
-
-enum TestDb {
-    Sqlite { dir: tempfile::TempDir },
-    Postgres { admin_url: String, schema: String },
-}
 
 impl TestDb {
-    fn sqlite() -> Self {
-        Self::Sqlite {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "gh_events_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            Timestamp::now().as_millisecond()
-        );
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        Some(Self::Postgres { admin_url, schema })
-    }
-
-    fn config(&self) -> StoreConfig {
-        match self {
-            Self::Sqlite { dir } => StoreConfig::Sqlite {
-                data_dir: dir.path().join("data"),
-            },
-            Self::Postgres { admin_url, schema } => {
-                let separator = if admin_url.contains('?') { '&' } else { '?' };
-                StoreConfig::Postgres {
-                    url: format!("{admin_url}{separator}options[search_path]={schema}"),
-                }
-            }
-        }
-    }
-
     async fn open(&self) -> Arc<dyn EventStore> {
         open_with_events(&self.config()).await.unwrap().1
     }
-
-    async fn cleanup(self) {
-        if let Self::Postgres { admin_url, schema } = &self {
-            let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
-        }
-    }
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let db = super::TestDb::sqlite();
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) = super::TestDb::postgres().await else {
-                        eprintln!("skipped: {} not set", super::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 suite!(

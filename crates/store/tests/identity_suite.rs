@@ -5,8 +5,11 @@
 //! `GATEHOUSE_TEST_POSTGRES_URL` is set (each test in a fresh schema);
 //! `scripts/with-postgres cargo test -p gatehouse-store --test identity_suite` runs both.
 
+#[macro_use]
+mod common;
+
+use common::TestDb;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use gatehouse_core::identity::{self, AuthMethod, IssuedToken};
 use gatehouse_core::identity_store::{IdentityStore, LocalUser};
@@ -17,60 +20,7 @@ use gatehouse_store::{StoreConfig, open_with_identity};
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Connection;
 
-const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
-
-enum Backend {
-    Sqlite { dir: tempfile::TempDir },
-    Postgres { admin_url: String, schema: String },
-}
-
-struct TestDb {
-    backend: Backend,
-}
-
 impl TestDb {
-    fn sqlite() -> Self {
-        Self {
-            backend: Backend::Sqlite {
-                dir: tempfile::tempdir().unwrap(),
-            },
-        }
-    }
-
-    async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "gh_ident_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            Timestamp::now().as_millisecond()
-        );
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        Some(Self {
-            backend: Backend::Postgres { admin_url, schema },
-        })
-    }
-
-    fn config(&self) -> StoreConfig {
-        match &self.backend {
-            Backend::Sqlite { dir } => StoreConfig::Sqlite {
-                data_dir: dir.path().join("data"),
-            },
-            Backend::Postgres { admin_url, schema } => {
-                let separator = if admin_url.contains('?') { '&' } else { '?' };
-                StoreConfig::Postgres {
-                    url: format!("{admin_url}{separator}options[search_path]={schema}"),
-                }
-            }
-        }
-    }
-
     async fn open(&self) -> (Arc<dyn Store>, Arc<dyn IdentityStore>) {
         open_with_identity(&self.config()).await.unwrap()
     }
@@ -96,45 +46,6 @@ impl TestDb {
             }
         }
     }
-
-    async fn cleanup(self) {
-        if let Backend::Postgres { admin_url, schema } = &self.backend {
-            let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
-        }
-    }
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let db = super::TestDb::sqlite();
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) = super::TestDb::postgres().await else {
-                        eprintln!("skipped: {} not set", super::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 suite!(

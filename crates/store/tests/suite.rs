@@ -6,8 +6,11 @@
 //! prints "skipped: GATEHOUSE_TEST_POSTGRES_URL not set" and passes). Each PostgreSQL test runs
 //! in a fresh schema of that database, so runs and parallel tests never see each other's rows.
 
+#[macro_use]
+mod common;
+
+use common::{POSTGRES_URL_VAR, TestDb};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use gatehouse_core::audit::{AuditOutcome, AuditRecord};
@@ -19,65 +22,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use sqlx::Connection;
 
-const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
-
-enum Backend {
-    Sqlite { dir: tempfile::TempDir },
-    Postgres { admin_url: String, schema: String },
-}
-
-struct TestDb {
-    backend: Backend,
-}
-
 impl TestDb {
-    fn sqlite() -> Self {
-        Self {
-            backend: Backend::Sqlite {
-                dir: tempfile::tempdir().unwrap(),
-            },
-        }
-    }
-
-    /// A fresh schema in the database named by `GATEHOUSE_TEST_POSTGRES_URL`, or `None`.
-    async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "gh_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            Timestamp::now().as_millisecond()
-        );
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        Some(Self {
-            backend: Backend::Postgres { admin_url, schema },
-        })
-    }
-
-    fn is_postgres(&self) -> bool {
-        matches!(self.backend, Backend::Postgres { .. })
-    }
-
-    fn config(&self) -> StoreConfig {
-        match &self.backend {
-            Backend::Sqlite { dir } => StoreConfig::Sqlite {
-                data_dir: dir.path().join("data"),
-            },
-            Backend::Postgres { admin_url, schema } => {
-                let separator = if admin_url.contains('?') { '&' } else { '?' };
-                StoreConfig::Postgres {
-                    url: format!("{admin_url}{separator}options[search_path]={schema}"),
-                }
-            }
-        }
-    }
-
     async fn open(&self) -> Arc<dyn Store> {
         open(&self.config()).await.unwrap()
     }
@@ -104,45 +49,6 @@ impl TestDb {
             }
         }
     }
-
-    async fn cleanup(self) {
-        if let Backend::Postgres { admin_url, schema } = &self.backend {
-            let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
-        }
-    }
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let db = super::TestDb::sqlite();
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) = super::TestDb::postgres().await else {
-                        eprintln!("skipped: {} not set", super::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 suite!(
