@@ -184,6 +184,28 @@ fn parse_release_id(id: &str) -> Result<ReleaseId, ApiError> {
 }
 
 /// The release and its gate state.
+/// [`load`], then refuses (403, audited) a principal confined to other services: the service
+/// is known only once the release is loaded, so every handler that acts on a release loads it
+/// through here.
+pub(crate) async fn load_in_scope(
+    state: &AppState,
+    gate: &Gate,
+    id: ReleaseId,
+    principal: &Principal,
+    permission: Permission,
+) -> Result<ReleaseGateState, ApiError> {
+    let current = load(state, gate, id).await?;
+    authz::require_service(
+        state,
+        principal,
+        permission,
+        &current.release.service,
+        &format!("release:{id}"),
+    )
+    .await?;
+    Ok(current)
+}
+
 pub(crate) async fn load(
     state: &AppState,
     gate: &Gate,
@@ -367,13 +389,12 @@ pub async fn attach_evidence(
         .map_err(|e| ApiError::invalid_field("kind", e.to_string()))?;
     // Refuse an unknown release, and a principal confined to other services, before reading
     // a possibly large body.
-    let current = load(&state, &gate, release).await?;
-    authz::require_service(
+    load_in_scope(
         &state,
+        &gate,
+        release,
         &principal,
         Permission::EvidenceAttach,
-        &current.release.service,
-        &target,
     )
     .await?;
 
@@ -682,17 +703,8 @@ pub async fn get_verdict(
     .await?;
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
-    let current = load(&state, &gate, release).await?;
-    // The service is known once the release is loaded: a principal confined to other
-    // services is refused here.
-    authz::require_service(
-        &state,
-        &principal,
-        Permission::ReleaseRead,
-        &current.release.service,
-        &format!("release:{release}"),
-    )
-    .await?;
+    let current =
+        load_in_scope(&state, &gate, release, &principal, Permission::ReleaseRead).await?;
     let pack = state.pack();
     let verdict = gate::evaluate_in_pack(&pack.pack, &current, state.clock().now());
     state.metrics().record_gate_verdict(verdict.decision);
@@ -739,17 +751,8 @@ pub async fn get_memo(
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let current = load(&state, &gate, release).await?;
-    // The service is known once the release is loaded: a principal confined to other
-    // services is refused here.
-    authz::require_service(
-        &state,
-        &principal,
-        Permission::ReleaseRead,
-        &current.release.service,
-        &format!("release:{release}"),
-    )
-    .await?;
+    let current =
+        load_in_scope(&state, &gate, release, &principal, Permission::ReleaseRead).await?;
     let pack = state.pack();
     let (class, model) = class_of(&pack, &current)?;
     let verdict = gate::evaluate(class, model, &current, state.clock().now());
@@ -858,17 +861,8 @@ pub async fn record_approval(
     };
     let action = format!("gate.{}", body.decision.as_str());
     for _ in 0..WRITE_ATTEMPTS {
-        let current = load(&state, &gate, release).await?;
-        // The service is known once the release is loaded: a principal confined to other
-        // services is refused here.
-        authz::require_service(
-            &state,
-            &principal,
-            Permission::GateApprove,
-            &current.release.service,
-            &format!("release:{release}"),
-        )
-        .await?;
+        let current =
+            load_in_scope(&state, &gate, release, &principal, Permission::GateApprove).await?;
         let pack = state.pack();
         let (class, model) = class_of(&pack, &current)?;
         let (who, kind) = gate_principal(&pack, &principal);
@@ -956,17 +950,8 @@ pub async fn record_bypass(
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
-        let current = load(&state, &gate, release).await?;
-        // The service is known once the release is loaded: a principal confined to other
-        // services is refused here.
-        authz::require_service(
-            &state,
-            &principal,
-            Permission::ReleaseRead,
-            &current.release.service,
-            &format!("release:{release}"),
-        )
-        .await?;
+        let current =
+            load_in_scope(&state, &gate, release, &principal, Permission::ReleaseRead).await?;
         let pack = state.pack();
         let now = state.clock().now();
         let verdict = gate::evaluate_in_pack(&pack.pack, &current, now);
@@ -1070,17 +1055,8 @@ pub async fn record_exception(
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
-        let current = load(&state, &gate, release).await?;
-        // The service is known once the release is loaded: a principal confined to other
-        // services is refused here.
-        authz::require_service(
-            &state,
-            &principal,
-            Permission::GateRecord,
-            &current.release.service,
-            &format!("release:{release}"),
-        )
-        .await?;
+        let current =
+            load_in_scope(&state, &gate, release, &principal, Permission::GateRecord).await?;
         let pack = state.pack();
         let (class, _) = class_of(&pack, &current)?;
         let (who, kind) = gate_principal(&pack, &principal);
@@ -1233,17 +1209,8 @@ pub async fn record_requirement(
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
-        let current = load(&state, &gate, release).await?;
-        // The service is known once the release is loaded: a principal confined to other
-        // services is refused here.
-        authz::require_service(
-            &state,
-            &principal,
-            Permission::GateRecord,
-            &current.release.service,
-            &format!("release:{release}"),
-        )
-        .await?;
+        let current =
+            load_in_scope(&state, &gate, release, &principal, Permission::GateRecord).await?;
         let pack = state.pack();
         let (class, _) = class_of(&pack, &current)?;
         let (who, kind) = gate_principal(&pack, &principal);
@@ -1335,17 +1302,8 @@ pub async fn record_risk(
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
     for _ in 0..WRITE_ATTEMPTS {
-        let current = load(&state, &gate, release).await?;
-        // The service is known once the release is loaded: a principal confined to other
-        // services is refused here.
-        authz::require_service(
-            &state,
-            &principal,
-            Permission::GateRecord,
-            &current.release.service,
-            &format!("release:{release}"),
-        )
-        .await?;
+        let current =
+            load_in_scope(&state, &gate, release, &principal, Permission::GateRecord).await?;
         let pack = state.pack();
         let (_, model) = class_of(&pack, &current)?;
         let Some(model) = model else {
