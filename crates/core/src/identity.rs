@@ -3,18 +3,20 @@
 //! An API token is shown to its owner once, as `gh_<id>_<secret>`. Only the SHA-256 of the
 //! 256-bit secret is stored, so a leaked database does not leak usable tokens; the public `id`
 //! part lets the server find the record without scanning. [`verify`] compares hashes in constant
-//! time and refuses revoked and expired tokens, taking the current time as a parameter.
+//! time and refuses revoked and expired tokens, taking the current time as a parameter. The
+//! credential itself (generation, format, hash, comparison) is `crate::credential`'s, shared
+//! with browser sessions.
 
 use std::fmt;
 use std::str::FromStr;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::random::{self, RandomnessError};
+pub use crate::credential::SecretHash;
+use crate::credential::{self, Malformed, SecretCredential};
+use crate::random::RandomnessError;
 use crate::release::truncate_for_message;
 
 /// How a principal proved its identity on this request.
@@ -65,9 +67,8 @@ impl Principal {
     }
 }
 
+/// What tells an API token from other bearer credentials (OIDC JWTs) at a glance.
 const TOKEN_PREFIX: &str = "gh_";
-const TOKEN_ID_BYTES: usize = 12;
-const TOKEN_SECRET_BYTES: usize = 32;
 
 /// The public, non-secret part of an API token; the key its record is stored under.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -75,29 +76,27 @@ const TOKEN_SECRET_BYTES: usize = 32;
 pub struct TokenId(String);
 
 impl TokenId {
-    fn generate() -> Result<Self, RandomnessError> {
-        let mut bytes = [0u8; TOKEN_ID_BYTES];
-        random::fill(&mut bytes)?;
-        Ok(Self(hex::encode(bytes)))
-    }
-
     /// Parses a token id: 24 lowercase hex digits.
     pub fn parse(input: &str) -> Result<Self, TokenError> {
-        if input.len() == TOKEN_ID_BYTES * 2 && is_lower_hex(input) {
+        if credential::is_id(input) {
             Ok(Self(input.to_owned()))
         } else {
-            Err(TokenError::Malformed {
-                reason: format!(
-                    "token id `{}` is not {} lowercase hex digits",
-                    truncate_for_message(input),
-                    TOKEN_ID_BYTES * 2
-                ),
-            })
+            Err(malformed_id(input))
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+fn malformed_id(input: &str) -> TokenError {
+    TokenError::Malformed {
+        reason: format!(
+            "token id `{}` is not {} lowercase hex digits",
+            truncate_for_message(input),
+            credential::ID_BYTES * 2
+        ),
     }
 }
 
@@ -124,54 +123,6 @@ impl TryFrom<String> for TokenId {
 impl From<TokenId> for String {
     fn from(value: TokenId) -> Self {
         value.0
-    }
-}
-
-/// SHA-256 of a token secret: what is stored instead of the secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SecretHash([u8; 32]);
-
-impl SecretHash {
-    fn of(secret: &[u8]) -> Self {
-        Self(sha2::Sha256::digest(secret).into())
-    }
-
-    /// Parses the 64-hex-digit form written by [`SecretHash::to_hex`].
-    pub fn from_hex(input: &str) -> Result<Self, TokenError> {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(input, &mut bytes).map_err(|e| TokenError::Malformed {
-            reason: format!("secret hash is not 64 hex digits: {e}"),
-        })?;
-        Ok(Self(bytes))
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A hash is not the secret, but there is no reason to put it in logs either.
-        f.write_str("SecretHash(..)")
-    }
-}
-
-impl TryFrom<String> for SecretHash {
-    type Error = TokenError;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::from_hex(&value)
-    }
-}
-
-impl From<SecretHash> for String {
-    fn from(value: SecretHash) -> Self {
-        value.to_hex()
     }
 }
 
@@ -217,14 +168,10 @@ impl IssuedToken {
         created_at: Timestamp,
         expires_at: Option<Timestamp>,
     ) -> Result<Self, RandomnessError> {
-        let id = TokenId::generate()?;
-        let mut secret = Zeroizing::new([0u8; TOKEN_SECRET_BYTES]);
-        random::fill(secret.as_mut())?;
-        let secret_hex = Zeroizing::new(hex::encode(secret.as_ref()));
-        let token = Zeroizing::new(format!("{TOKEN_PREFIX}{id}_{}", secret_hex.as_str()));
+        let credential = SecretCredential::generate(TOKEN_PREFIX)?;
         let record = ApiTokenRecord {
-            id,
-            secret_hash: SecretHash::of(secret.as_ref()),
+            id: TokenId(credential.id().to_owned()),
+            secret_hash: credential.digest(),
             roles,
             principal: principal.to_owned(),
             created_at,
@@ -232,7 +179,10 @@ impl IssuedToken {
             revoked_at: None,
             last_used_at: None,
         };
-        Ok(Self { record, token })
+        Ok(Self {
+            record,
+            token: credential.encode(),
+        })
     }
 
     /// The record to persist (contains only the secret's hash).
@@ -261,9 +211,10 @@ impl fmt::Debug for IssuedToken {
 }
 
 /// A token string as presented by a client, split into its id and secret.
+#[derive(Debug)]
 pub struct PresentedToken {
     id: TokenId,
-    secret: Zeroizing<[u8; TOKEN_SECRET_BYTES]>,
+    credential: SecretCredential,
 }
 
 impl PresentedToken {
@@ -272,36 +223,23 @@ impl PresentedToken {
         let malformed = |reason: &str| TokenError::Malformed {
             reason: reason.to_owned(),
         };
-        let rest = presented
-            .strip_prefix(TOKEN_PREFIX)
-            .ok_or_else(|| malformed("an API token starts with `gh_`"))?;
-        let (id, secret_hex) = rest
-            .split_once('_')
-            .ok_or_else(|| malformed("an API token has the form gh_<id>_<secret>"))?;
-        let id = TokenId::parse(id)?;
-        if secret_hex.len() != TOKEN_SECRET_BYTES * 2 || !is_lower_hex(secret_hex) {
-            return Err(malformed(
-                "the secret part of an API token is 64 lowercase hex digits",
-            ));
-        }
-        let mut secret = Zeroizing::new([0u8; TOKEN_SECRET_BYTES]);
-        hex::decode_to_slice(secret_hex, secret.as_mut())
-            .map_err(|_| malformed("the secret part of an API token is not hex"))?;
-        Ok(Self { id, secret })
+        let credential = SecretCredential::parse(TOKEN_PREFIX, presented).map_err(|e| match e {
+            Malformed::Prefix => malformed("an API token starts with `gh_`"),
+            Malformed::Shape => malformed("an API token has the form gh_<id>_<secret>"),
+            Malformed::Id(id) => malformed_id(id),
+            Malformed::Secret => {
+                malformed("the secret part of an API token is 64 lowercase hex digits")
+            }
+        })?;
+        Ok(Self {
+            id: TokenId(credential.id().to_owned()),
+            credential,
+        })
     }
 
     /// The id to look the token's record up by.
     pub fn id(&self) -> &TokenId {
         &self.id
-    }
-}
-
-impl fmt::Debug for PresentedToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PresentedToken")
-            .field("id", &self.id)
-            .field("secret", &"<redacted>")
-            .finish()
     }
 }
 
@@ -333,13 +271,10 @@ pub fn verify_presented(
     record: &ApiTokenRecord,
     now: Timestamp,
 ) -> Result<(), TokenError> {
-    let presented_hash = SecretHash::of(presented.secret.as_ref());
-    let id_matches = presented.id == record.id;
-    let secret_matches: bool = presented_hash
-        .as_bytes()
-        .ct_eq(record.secret_hash.as_bytes())
-        .into();
-    if !(id_matches && secret_matches) {
+    if !presented
+        .credential
+        .verify(record.id.as_str(), &record.secret_hash)
+    {
         return Err(TokenError::WrongSecret {
             id: presented.id.clone(),
         });
@@ -357,10 +292,6 @@ pub fn verify_presented(
         });
     }
     Ok(())
-}
-
-fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -490,11 +421,55 @@ mod tests {
         }
     }
 
+    /// Tokens already issued keep working: this literal token and stored hash (SHA-256 of
+    /// the secret's bytes, not of its hex) are the wire and storage format.
     #[test]
-    fn secret_hash_round_trips_through_hex() {
-        let issued = issue(None);
-        let hash = &issued.record().secret_hash;
-        assert_eq!(&SecretHash::from_hex(&hash.to_hex()).unwrap(), hash);
-        assert!(SecretHash::from_hex("abc").is_err());
+    fn existing_tokens_keep_verifying() {
+        let token = "gh_0123456789abcdef01234567_\
+                     000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let record = ApiTokenRecord {
+            id: TokenId::parse("0123456789abcdef01234567").unwrap(),
+            secret_hash: SecretHash::from_hex(
+                "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd",
+            )
+            .unwrap(),
+            roles: vec!["submitter".into()],
+            principal: "alice".into(),
+            created_at: at(1_000),
+            expires_at: None,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        verify(token, &record, at(2_000)).unwrap();
+        assert_eq!(
+            PresentedToken::parse(token).unwrap().id().as_str(),
+            "0123456789abcdef01234567"
+        );
+        assert_eq!(
+            serde_json::to_value(&record.secret_hash).unwrap(),
+            "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd"
+        );
+    }
+
+    #[test]
+    fn malformed_token_reasons_name_the_part() {
+        let secret = "f".repeat(64);
+        let reason = |token: &str| PresentedToken::parse(token).unwrap_err().to_string();
+        assert_eq!(
+            reason("xx_abc"),
+            "malformed API token: an API token starts with `gh_`"
+        );
+        assert_eq!(
+            reason("gh_abc"),
+            "malformed API token: an API token has the form gh_<id>_<secret>"
+        );
+        assert_eq!(
+            reason(&format!("gh_abc_{secret}")),
+            "malformed API token: token id `abc` is not 24 lowercase hex digits"
+        );
+        assert_eq!(
+            reason(&format!("gh_{}_{}", "a".repeat(24), "F".repeat(64))),
+            "malformed API token: the secret part of an API token is 64 lowercase hex digits"
+        );
     }
 }

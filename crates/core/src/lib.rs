@@ -10,6 +10,7 @@ pub mod audit_log;
 pub mod authz;
 pub mod blobs;
 pub mod clock;
+pub mod credential;
 pub mod events;
 pub mod gate;
 pub mod identity;

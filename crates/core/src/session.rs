@@ -11,20 +11,22 @@
 //! and compares it in constant time with `X-CSRF-Token`, so it needs no storage, differs for
 //! every session (a token from another session is refused), and a page that cannot read the
 //! HttpOnly cookie cannot derive it. Time is always a parameter; this module reads no clock.
+//!
+//! The cookie's credential (generation, format, hash, constant-time comparison) is
+//! `crate::credential`'s, shared with API tokens; only its lack of a prefix is chosen here.
 
 use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::identity::{AuthMethod, SecretHash};
-use crate::random::{self, RandomnessError};
+use crate::credential::{self, SecretCredential, SecretHash};
+use crate::identity::AuthMethod;
 
-const ID_BYTES: usize = 12;
-const SECRET_BYTES: usize = 32;
+/// Session cookies carry no prefix: the cookie name already says what they are.
+const COOKIE_PREFIX: &str = "";
 const CSRF_LABEL: &[u8] = b"gatehouse csrf v1\0";
 
 /// The public part of a session cookie; the key of its record (24 lowercase hex digits).
@@ -35,7 +37,7 @@ pub struct SessionId(String);
 impl SessionId {
     /// Parses 24 lowercase hex digits.
     pub fn parse(input: &str) -> Result<Self, SessionError> {
-        if input.len() == ID_BYTES * 2 && is_lower_hex(input) {
+        if credential::is_id(input) {
             Ok(Self(input.to_owned()))
         } else {
             Err(SessionError::Malformed)
@@ -136,18 +138,11 @@ impl NewSession {
         now: Timestamp,
         policy: &SessionPolicy,
     ) -> Result<Self, SessionError> {
-        let unavailable = |e: RandomnessError| SessionError::CannotStart(e.to_string());
-        let mut id = [0u8; ID_BYTES];
-        random::fill(&mut id).map_err(unavailable)?;
-        let id = SessionId(hex::encode(id));
-        let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
-        random::fill(secret.as_mut()).map_err(unavailable)?;
-        let secret_hash = SecretHash::from_hex(&hex::encode(hash_bytes(secret.as_ref())))
+        let credential = SecretCredential::generate(COOKIE_PREFIX)
             .map_err(|e| SessionError::CannotStart(e.to_string()))?;
-        let cookie_value = Zeroizing::new(format!("{id}_{}", hex::encode(secret.as_ref())));
         let record = SessionRecord {
-            id,
-            secret_hash,
+            id: SessionId(credential.id().to_owned()),
+            secret_hash: credential.digest(),
             principal: principal.to_owned(),
             established_by,
             created_at: now,
@@ -158,9 +153,9 @@ impl NewSession {
             ended_at: None,
         };
         Ok(Self {
-            csrf_token: csrf_token_for(secret.as_ref()),
+            csrf_token: csrf_token_for(&credential),
             record,
-            cookie_value,
+            cookie_value: credential.encode(),
         })
     }
 
@@ -189,22 +184,21 @@ impl fmt::Debug for NewSession {
 }
 
 /// A session cookie value as presented by a browser.
+#[derive(Debug)]
 pub struct PresentedSession {
     id: SessionId,
-    secret: Zeroizing<[u8; SECRET_BYTES]>,
+    credential: SecretCredential,
 }
 
 impl PresentedSession {
     /// Parses `<24 hex id>_<64 hex secret>`. Errors never echo the secret.
     pub fn parse(value: &str) -> Result<Self, SessionError> {
-        let (id, secret_hex) = value.split_once('_').ok_or(SessionError::Malformed)?;
-        let id = SessionId::parse(id)?;
-        if secret_hex.len() != SECRET_BYTES * 2 || !is_lower_hex(secret_hex) {
-            return Err(SessionError::Malformed);
-        }
-        let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
-        hex::decode_to_slice(secret_hex, secret.as_mut()).map_err(|_| SessionError::Malformed)?;
-        Ok(Self { id, secret })
+        let credential =
+            SecretCredential::parse(COOKIE_PREFIX, value).map_err(|_| SessionError::Malformed)?;
+        Ok(Self {
+            id: SessionId(credential.id().to_owned()),
+            credential,
+        })
     }
 
     pub fn id(&self) -> &SessionId {
@@ -213,7 +207,7 @@ impl PresentedSession {
 
     /// The CSRF token bound to this session.
     pub fn csrf_token(&self) -> String {
-        csrf_token_for(self.secret.as_ref())
+        csrf_token_for(&self.credential)
     }
 
     /// Whether `presented` (the `X-CSRF-Token` header) is this session's CSRF token, compared
@@ -224,15 +218,6 @@ impl PresentedSession {
             .as_bytes()
             .ct_eq(presented.trim().as_bytes())
             .into()
-    }
-}
-
-impl fmt::Debug for PresentedSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PresentedSession")
-            .field("id", &self.id)
-            .field("secret", &"<redacted>")
-            .finish()
     }
 }
 
@@ -262,10 +247,10 @@ pub fn verify(
     now: Timestamp,
     policy: &SessionPolicy,
 ) -> Result<(), SessionError> {
-    let hash = hash_bytes(presented.secret.as_ref());
-    let id_matches = presented.id == record.id;
-    let secret_matches: bool = hash.ct_eq(record.secret_hash.as_bytes()).into();
-    if !(id_matches && secret_matches) {
+    if !presented
+        .credential
+        .verify(record.id.as_str(), &record.secret_hash)
+    {
         return Err(SessionError::WrongSecret {
             id: presented.id.clone(),
         });
@@ -292,20 +277,8 @@ pub fn verify(
     Ok(())
 }
 
-fn hash_bytes(secret: &[u8]) -> [u8; 32] {
-    sha2::Sha256::digest(secret).into()
-}
-
-fn csrf_token_for(secret: &[u8]) -> String {
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(CSRF_LABEL);
-    hasher.update(secret);
-    let digest: [u8; 32] = hasher.finalize().into();
-    hex::encode(digest)
-}
-
-fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+fn csrf_token_for(credential: &SecretCredential) -> String {
+    hex::encode(credential.derive(CSRF_LABEL))
 }
 
 #[cfg(test)]
@@ -424,6 +397,52 @@ mod tests {
         ] {
             assert!(PresentedSession::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Sessions already established keep working: this literal cookie, stored hash (SHA-256 of
+    /// the secret's bytes) and CSRF token (SHA-256 of the label and the secret) are the format.
+    #[test]
+    fn existing_sessions_keep_verifying() {
+        let cookie = "0123456789abcdef01234567_\
+                      000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+        let record = SessionRecord {
+            id: SessionId::parse("0123456789abcdef01234567").unwrap(),
+            secret_hash: SecretHash::from_hex(
+                "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd",
+            )
+            .unwrap(),
+            principal: "alice".into(),
+            established_by: AuthMethod::Password,
+            created_at: at(10_000),
+            last_seen_at: at(10_000),
+            expires_at: at(11_000),
+            ended_at: None,
+        };
+        let presented = PresentedSession::parse(cookie).unwrap();
+        verify(&presented, &record, at(10_050), &policy()).unwrap();
+        assert_eq!(
+            presented.csrf_token(),
+            "2ea68647738da971a911c145f5b0581c02383409e267310213d4a5408a7e74da"
+        );
+        assert!(
+            presented
+                .csrf_matches(" 2ea68647738da971a911c145f5b0581c02383409e267310213d4a5408a7e74da ")
+        );
+        assert!(PresentedSession::parse(&format!("gh_{cookie}")).is_err());
+    }
+
+    #[test]
+    fn new_session_has_the_cookie_format() {
+        let s = start();
+        let (id, secret) = s.cookie_value().split_once('_').unwrap();
+        assert_eq!(id, s.record().id.as_str());
+        assert_eq!(id.len(), 24);
+        assert_eq!(secret.len(), 64);
+        assert!(
+            secret
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        );
     }
 
     #[test]

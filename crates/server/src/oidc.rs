@@ -9,6 +9,16 @@
 //! issuer, refetches them on an unknown `kid` at most once per [`KID_REFETCH_INTERVAL`] (key
 //! rotation works; a flood of made-up `kid`s does not hammer the issuer), and validates tokens.
 //!
+//! How long keys are cached is the issuer's call within bounds: the JWKS response's
+//! `Cache-Control: max-age` (less its `Age`), clamped to [`MIN_KEYS_TTL`]..[`MAX_KEYS_TTL`], so
+//! an issuer that rotates hourly is followed and one that says "a year" is still re-read daily;
+//! `no-store`/`no-cache` give the minimum and no `max-age` gives [`DEFAULT_KEYS_TTL`]. When a
+//! refresh fails, the last good keys stay in use for at most [`MAX_STALE`] past their expiry
+//! (stale-if-error: an issuer outage must not lock pipelines out at once, but a key the issuer
+//! may have revoked is not trusted indefinitely), and the refresh is retried at most once per
+//! [`REFRESH_RETRY_INTERVAL`] meanwhile. Cache times are read from the server's `Clock`, like the
+//! tokens' own `exp`, so tests move time instead of waiting.
+//!
 //! The signing algorithm is pinned by the *key* (its `kty`/`crv`/`alg`), never taken from the
 //! token header: a token whose header says `none` or `HS256` is refused before any signature
 //! check, which defeats the classic "HS256 signed with the RSA public key" confusion. `iss`,
@@ -20,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
-use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -29,7 +39,7 @@ use gatehouse_core::audit::AuditOutcome;
 use gatehouse_core::identity::{AuthMethod, Principal};
 use gatehouse_pack::lint::is_secure_url;
 use gatehouse_pack::model::{ClaimRule, IdentityProvider, JwtAlgorithm, OidcPrincipal};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -42,10 +52,21 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// An unknown `kid` triggers a JWKS refetch at most this often per issuer.
-pub const KID_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-/// Keys are refreshed after this long even when every `kid` is known (rotation that retires
-/// a key is picked up, and revoked keys stop being trusted).
-const KEYS_TTL: Duration = Duration::from_secs(3600);
+pub const KID_REFETCH_INTERVAL: SignedDuration = SignedDuration::from_secs(30);
+/// How long keys are fresh when the JWKS response has no `Cache-Control: max-age`. Keys are
+/// refreshed when they expire even if every `kid` is known, so a rotation that retires a key is
+/// picked up and revoked keys stop being trusted.
+pub const DEFAULT_KEYS_TTL: SignedDuration = SignedDuration::from_hours(1);
+/// The shortest freshness, also for `no-store`/`no-cache`: whatever the issuer says, its JWKS is
+/// not fetched for every request.
+pub const MIN_KEYS_TTL: SignedDuration = SignedDuration::from_secs(60);
+/// The longest freshness, whatever `max-age` says.
+pub const MAX_KEYS_TTL: SignedDuration = SignedDuration::from_hours(24);
+/// Expired keys whose refresh fails stay in use this long past their expiry, no longer.
+pub const MAX_STALE: SignedDuration = SignedDuration::from_hours(24);
+/// While a refresh of expired keys keeps failing, it is retried at most this often (requests in
+/// between are served from the stale keys without waiting for the issuer's timeout).
+pub const REFRESH_RETRY_INTERVAL: SignedDuration = SignedDuration::from_secs(30);
 /// Largest discovery, JWKS or token-endpoint response read.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Largest JWT accepted (GitHub's are about 1.5 KiB).
@@ -101,14 +122,54 @@ struct Key {
     key: DecodingKey,
 }
 
-/// Cached discovery and keys of one issuer.
+/// Cached discovery and keys of one issuer. Times are the server clock's.
 #[derive(Default)]
 struct IssuerState {
     discovery: Option<Discovery>,
     keys: Vec<Key>,
-    fetched_at: Option<Instant>,
+    /// When the keys were last fetched successfully; `None` until the first time.
+    fetched_at: Option<Timestamp>,
+    /// How long after `fetched_at` the keys are fresh (the JWKS response's, clamped).
+    ttl: SignedDuration,
+    /// The last failed refresh of expired keys, and why it failed (cleared by a success).
+    refresh_failed_at: Option<Timestamp>,
+    refresh_error: Option<String>,
     /// When an unknown `kid` last caused a refetch.
-    kid_refetch_at: Option<Instant>,
+    kid_refetch_at: Option<Timestamp>,
+}
+
+impl IssuerState {
+    /// Time since the keys were fetched; `None` before the first fetch. Negative when the clock
+    /// was set back.
+    fn age(&self, now: Timestamp) -> Option<SignedDuration> {
+        self.fetched_at.map(|at| now.duration_since(at))
+    }
+
+    /// Fresh keys are used without asking the issuer. After the clock was set back nobody
+    /// knows how old they are, so they are not fresh.
+    fn is_fresh(&self, now: Timestamp) -> bool {
+        self.age(now)
+            .is_some_and(|age| !age.is_negative() && age < self.ttl)
+    }
+
+    /// Whether the keys may still be used when they cannot be refreshed.
+    fn is_usable(&self, now: Timestamp) -> bool {
+        self.age(now)
+            .is_some_and(|age| age < self.ttl.saturating_add(MAX_STALE))
+    }
+
+    fn expires_at(&self) -> Option<Timestamp> {
+        self.fetched_at
+            .map(|at| at.saturating_add(self.ttl).unwrap_or(Timestamp::MAX))
+    }
+}
+
+/// Whether at least `interval` has passed since `last` (or the clock was set back since).
+fn elapsed(last: Option<Timestamp>, now: Timestamp, interval: SignedDuration) -> bool {
+    last.is_none_or(|at| {
+        let since = now.duration_since(at);
+        since >= interval || since.is_negative()
+    })
 }
 
 /// A sign-in waiting for the identity provider to redirect back.
@@ -161,12 +222,11 @@ impl Oidc {
         Arc::clone(issuers.entry(issuer.to_owned()).or_default())
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, FetchError> {
+    async fn get(&self, url: &str) -> Result<reqwest::Response, FetchError> {
         if !is_secure_url(url) {
             return Err(FetchError::Insecure(url.to_owned()));
         }
-        let response = self
-            .http
+        self.http
             .get(url)
             .header("accept", "application/json")
             .send()
@@ -174,14 +234,13 @@ impl Oidc {
             .map_err(|e| FetchError::Transport {
                 url: url.to_owned(),
                 reason: e.to_string(),
-            })?;
-        read_json(url, response).await
+            })
     }
 
     async fn discover(&self, provider: &IdentityProvider) -> Result<Discovery, FetchError> {
         let issuer = provider.issuer.value.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/openid-configuration");
-        let value = self.get_json(&url).await?;
+        let value = read_json(&url, self.get(&url).await?).await?;
         let discovery: Discovery =
             serde_json::from_value(value).map_err(|e| FetchError::Invalid {
                 url: url.clone(),
@@ -201,11 +260,13 @@ impl Oidc {
         Ok(discovery)
     }
 
-    /// Fetches discovery (when needed) and the JWKS into `cache`.
+    /// Fetches discovery (when needed) and the JWKS into `cache`, at `now`. On failure the
+    /// cached keys are left as they were.
     async fn refresh(
         &self,
         provider: &IdentityProvider,
         cache: &mut IssuerState,
+        now: Timestamp,
     ) -> Result<(), FetchError> {
         let needs_discovery = provider.jwks_uri.is_none()
             || (provider.principal == OidcPrincipal::Person && cache.discovery.is_none());
@@ -228,14 +289,77 @@ impl Oidc {
                 });
             }
         };
-        let jwks = self.get_json(&jwks_uri).await?;
+        let response = self.get(&jwks_uri).await?;
+        let ttl = keys_ttl(response.headers());
+        let jwks = read_json(&jwks_uri, response).await?;
         cache.keys = parse_jwks(&jwks).map_err(|reason| FetchError::Invalid {
             url: jwks_uri.clone(),
             reason,
         })?;
-        cache.fetched_at = Some(Instant::now());
-        tracing::info!(issuer = %provider.issuer.value, keys = cache.keys.len(), "fetched OIDC signing keys");
+        cache.fetched_at = Some(now);
+        cache.ttl = ttl;
+        cache.refresh_failed_at = None;
+        cache.refresh_error = None;
+        tracing::info!(
+            issuer = %provider.issuer.value,
+            keys = cache.keys.len(),
+            ttl_secs = ttl.as_secs(),
+            "fetched OIDC signing keys"
+        );
         Ok(())
+    }
+
+    /// Makes `cache` hold keys usable at `now`: fresh keys as they are; expired keys refreshed,
+    /// or, when the refresh fails, kept for at most [`MAX_STALE`] past their expiry with a new
+    /// attempt at most once per [`REFRESH_RETRY_INTERVAL`]. Before the first successful fetch
+    /// every call tries, and fails with the reason.
+    async fn ensure_keys(
+        &self,
+        provider: &IdentityProvider,
+        cache: &mut IssuerState,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let issuer = provider.issuer.value.as_str();
+        if cache.is_fresh(now) {
+            return Ok(());
+        }
+        if cache.fetched_at.is_none()
+            || elapsed(cache.refresh_failed_at, now, REFRESH_RETRY_INTERVAL)
+        {
+            match self.refresh(provider, cache, now).await {
+                Ok(()) => return Ok(()),
+                Err(e) if cache.fetched_at.is_none() => {
+                    tracing::warn!(error = %e, issuer, "cannot fetch OIDC signing keys");
+                    return Err(format!(
+                        "the signing keys of issuer {issuer} cannot be fetched: {e}"
+                    ));
+                }
+                Err(e) => {
+                    cache.refresh_failed_at = Some(now);
+                    cache.refresh_error = Some(e.to_string());
+                    if cache.is_usable(now) {
+                        // An issuer outage must not lock pipelines out at once.
+                        tracing::warn!(error = %e, issuer, "cannot refresh OIDC signing keys; using the expired keys");
+                    }
+                }
+            }
+        }
+        if cache.is_usable(now) {
+            return Ok(());
+        }
+        tracing::warn!(
+            issuer,
+            "OIDC signing keys expired beyond the stale bound; refusing tokens"
+        );
+        Err(format!(
+            "the signing keys of issuer {issuer} expired at {} and cannot be refreshed ({}); \
+             expired keys are used for at most {}s",
+            cache
+                .expires_at()
+                .map_or_else(|| "?".to_owned(), |at| at.to_string()),
+            cache.refresh_error.as_deref().unwrap_or("no attempt yet"),
+            MAX_STALE.as_secs()
+        ))
     }
 
     /// The key to verify a token with `kid` (and header `alg`), refetching on an unknown kid
@@ -245,21 +369,12 @@ impl Oidc {
         provider: &IdentityProvider,
         kid: Option<&str>,
         alg: JwtAlgorithm,
+        now: Timestamp,
     ) -> Result<Key, String> {
         let issuer = provider.issuer.value.as_str();
         let cache = self.issuer_state(issuer);
         let mut cache = cache.lock().await;
-        let stale = cache.fetched_at.is_none_or(|at| at.elapsed() >= KEYS_TTL);
-        if stale && let Err(e) = self.refresh(provider, &mut cache).await {
-            if cache.fetched_at.is_none() {
-                tracing::warn!(error = %e, issuer, "cannot fetch OIDC signing keys");
-                return Err(format!(
-                    "the signing keys of issuer {issuer} cannot be fetched: {e}"
-                ));
-            }
-            // Keep using the keys we have: an issuer outage must not lock pipelines out.
-            tracing::warn!(error = %e, issuer, "cannot refresh OIDC signing keys; using cached keys");
-        }
+        self.ensure_keys(provider, &mut cache, now).await?;
         if let Some(key) = find_key(&cache.keys, kid, alg)? {
             return Ok(key);
         }
@@ -269,13 +384,11 @@ impl Oidc {
                 alg.as_str()
             ));
         };
-        let may_refetch = cache
-            .kid_refetch_at
-            .is_none_or(|at| at.elapsed() >= KID_REFETCH_INTERVAL);
+        let may_refetch = elapsed(cache.kid_refetch_at, now, KID_REFETCH_INTERVAL);
         if may_refetch {
-            cache.kid_refetch_at = Some(Instant::now());
+            cache.kid_refetch_at = Some(now);
             tracing::info!(issuer, kid, "unknown kid: refetching the issuer's keys");
-            if let Err(e) = self.refresh(provider, &mut cache).await {
+            if let Err(e) = self.refresh(provider, &mut cache, now).await {
                 tracing::warn!(error = %e, issuer, "cannot refetch OIDC signing keys");
             }
             if let Some(key) = find_key(&cache.keys, Some(kid), alg)? {
@@ -293,17 +406,15 @@ impl Oidc {
         ))
     }
 
-    /// The discovery document of `provider` (cached with its keys).
-    async fn discovery_of(&self, provider: &IdentityProvider) -> Result<Discovery, String> {
+    /// The discovery document of `provider` (cached with its keys, and as long).
+    async fn discovery_of(
+        &self,
+        provider: &IdentityProvider,
+        now: Timestamp,
+    ) -> Result<Discovery, String> {
         let cache = self.issuer_state(&provider.issuer.value);
         let mut cache = cache.lock().await;
-        let fresh = cache.fetched_at.is_some_and(|at| at.elapsed() < KEYS_TTL);
-        if let (true, Some(d)) = (fresh, &cache.discovery) {
-            return Ok(d.clone());
-        }
-        self.refresh(provider, &mut cache)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.ensure_keys(provider, &mut cache, now).await?;
         cache
             .discovery
             .clone()
@@ -343,6 +454,57 @@ async fn read_json(url: &str, mut response: reqwest::Response) -> Result<Value, 
         url: url.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// How long a JWKS response's keys are fresh: its `Cache-Control: max-age` less its `Age`
+/// (RFC 9111), clamped to [`MIN_KEYS_TTL`]..[`MAX_KEYS_TTL`]. `no-store` or `no-cache`, and a
+/// `max-age` that is not a number, give the minimum (RFC 9111 §4.2.1: invalid freshness means
+/// stale; conflicting directives, the most restrictive); several `max-age`s, the smallest; no
+/// `max-age`, [`DEFAULT_KEYS_TTL`]. `Expires` is not read.
+fn keys_ttl(headers: &reqwest::header::HeaderMap) -> SignedDuration {
+    let mut max_age: Option<u64> = None;
+    let mut restrictive = false;
+    for value in headers.get_all(reqwest::header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else {
+            restrictive = true;
+            continue;
+        };
+        for directive in value.split(',') {
+            let (name, argument) = match directive.split_once('=') {
+                Some((name, argument)) => (name.trim(), Some(argument.trim().trim_matches('"'))),
+                None => (directive.trim(), None),
+            };
+            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+                restrictive = true;
+            } else if name.eq_ignore_ascii_case("max-age") {
+                match argument.and_then(delta_seconds) {
+                    Some(secs) => max_age = Some(max_age.map_or(secs, |m| m.min(secs))),
+                    None => restrictive = true,
+                }
+            }
+        }
+    }
+    if restrictive {
+        return MIN_KEYS_TTL;
+    }
+    let Some(max_age) = max_age else {
+        return DEFAULT_KEYS_TTL;
+    };
+    let age = headers
+        .get(reqwest::header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| delta_seconds(v.trim()))
+        .unwrap_or(0);
+    let remaining = i64::try_from(max_age.saturating_sub(age)).unwrap_or(i64::MAX);
+    SignedDuration::from_secs(remaining).clamp(MIN_KEYS_TTL, MAX_KEYS_TTL)
+}
+
+/// An RFC 9111 delta-seconds: digits only; too large a number saturates.
+fn delta_seconds(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse().unwrap_or(u64::MAX))
 }
 
 /// The usable keys of a JWKS. Keys of other types (symmetric `oct` keys above all), other
@@ -537,7 +699,7 @@ impl Oidc {
         })?;
         let kid = header.get("kid").and_then(Value::as_str);
         let first = *expect.providers.first().ok_or("no identity provider")?;
-        let key = self.key_for(first, kid, alg).await?;
+        let key = self.key_for(first, kid, alg, state.clock().now()).await?;
 
         let mut validation = Validation::new(library_algorithm(key.alg));
         // Time and audience are checked below against the server's clock and the pack, with
@@ -843,7 +1005,7 @@ pub async fn login(
     let (provider, client_id, redirect_uri) = login_provider(&pack.pack, &provider_id)?;
     let oidc = state.oidc();
     let discovery = oidc
-        .discovery_of(provider)
+        .discovery_of(provider, state.clock().now())
         .await
         .map_err(|e| ApiError::Unavailable(format!("identity provider `{provider_id}`: {e}")))?;
     let endpoint = discovery
@@ -943,19 +1105,6 @@ pub struct SignedIn {
     pub expires_at: Option<Timestamp>,
 }
 
-fn login_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == LOGIN_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
-/// Finishes a sign-in: exchanges the code (with the PKCE verifier), validates the ID token
-/// (signature, issuer, audience = client id, times, nonce) and maps it to a pack `Person`.
 /// Sign-ins through a provider share the per-IP sign-in quota of password sign-ins, so a flood
 /// of `/login` requests cannot fill the pending-sign-in table and lock real people out.
 async fn limit_sign_in(
@@ -1100,6 +1249,8 @@ async fn audit_sign_in(
     .map_err(|e| ApiError::internal("auditing a sign-in", e))
 }
 
+/// Finishes a sign-in: exchanges the code (with the PKCE verifier), validates the ID token
+/// (signature, issuer, audience = client id, times, nonce) and maps it to a pack `Person`.
 async fn finish_login(
     state: &AppState,
     provider_id: &str,
@@ -1131,7 +1282,7 @@ async fn finish_login(
         return Err("the sign-in was started for another identity provider".to_owned());
     }
     // The state must come back to the browser that started the sign-in (login CSRF).
-    let cookie = login_cookie(headers)
+    let cookie = crate::session::cookie(headers, LOGIN_COOKIE)
         .ok_or("the sign-in cookie is missing (start the sign-in in this browser)")?;
     if !bool::from(cookie.as_bytes().ct_eq(login_state.as_bytes())) {
         return Err("the sign-in cookie does not match `state`".to_owned());
@@ -1139,7 +1290,7 @@ async fn finish_login(
     let pack = state.pack();
     let (provider, client_id, redirect_uri) =
         login_provider(&pack.pack, provider_id).map_err(|e| e.to_string())?;
-    let discovery = oidc.discovery_of(provider).await?;
+    let discovery = oidc.discovery_of(provider, state.clock().now()).await?;
     let token_endpoint = discovery
         .token_endpoint
         .ok_or("the identity provider has no token_endpoint")?;
@@ -1238,6 +1389,86 @@ mod tests {
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    fn ttl_of(headers: &[(&'static str, &'static str)]) -> i64 {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.append(*name, reqwest::header::HeaderValue::from_static(value));
+        }
+        keys_ttl(&map).as_secs()
+    }
+
+    #[test]
+    fn key_freshness_follows_cache_control_within_bounds() {
+        assert_eq!(ttl_of(&[]), 3600, "no max-age: the default");
+        assert_eq!(ttl_of(&[("cache-control", "public, max-age=600")]), 600);
+        assert_eq!(ttl_of(&[("cache-control", "Max-Age=\"900\"")]), 900);
+        assert_eq!(ttl_of(&[("cache-control", "max-age=5")]), 60, "clamped up");
+        assert_eq!(ttl_of(&[("cache-control", "max-age=0")]), 60);
+        assert_eq!(ttl_of(&[("cache-control", "max-age=31536000")]), 86_400);
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=99999999999999999999999")]),
+            86_400,
+            "overflow saturates"
+        );
+        for restrictive in [
+            "no-store",
+            "no-cache",
+            "max-age=3600, no-cache",
+            "max-age=soon",
+            "max-age=-5",
+            "max-age",
+        ] {
+            assert_eq!(
+                ttl_of(&[("cache-control", restrictive)]),
+                60,
+                "{restrictive}"
+            );
+        }
+        // Two values (in one field or two): the smaller.
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=900, max-age=300")]),
+            300
+        );
+        assert_eq!(
+            ttl_of(&[
+                ("cache-control", "max-age=300"),
+                ("cache-control", "max-age=900")
+            ]),
+            300
+        );
+        // A response that sat in a shared cache has less freshness left.
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=900"), ("age", "300")]),
+            600
+        );
+        assert_eq!(
+            ttl_of(&[("cache-control", "max-age=900"), ("age", "899")]),
+            60
+        );
+        assert_eq!(ttl_of(&[("cache-control", "s-maxage=10")]), 3600);
+    }
+
+    #[test]
+    fn cached_keys_are_fresh_then_stale_then_unusable() {
+        let at = |s: i64| Timestamp::from_second(1_780_000_000 + s).unwrap();
+        let cache = IssuerState {
+            fetched_at: Some(at(0)),
+            ttl: SignedDuration::from_secs(600),
+            ..IssuerState::default()
+        };
+        assert!(cache.is_fresh(at(599)) && cache.is_usable(at(599)));
+        assert!(!cache.is_fresh(at(600)) && cache.is_usable(at(600)));
+        assert!(cache.is_usable(at(600 + 86_399)));
+        assert!(!cache.is_usable(at(600 + 86_400)));
+        // The clock set back: the age is unknown, so refresh, but the keys are not thrown away.
+        assert!(!cache.is_fresh(at(-10)) && cache.is_usable(at(-10)));
+        assert!(!IssuerState::default().is_usable(at(0)));
+        assert!(elapsed(None, at(0), KID_REFETCH_INTERVAL));
+        assert!(!elapsed(Some(at(0)), at(29), KID_REFETCH_INTERVAL));
+        assert!(elapsed(Some(at(0)), at(30), KID_REFETCH_INTERVAL));
+        assert!(elapsed(Some(at(0)), at(-1), KID_REFETCH_INTERVAL));
     }
 
     #[test]

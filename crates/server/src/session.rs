@@ -159,7 +159,11 @@ impl Identity {
 
 /// The session cookie of the request, if it carries one under the configured name.
 pub fn session_cookie(headers: &HeaderMap, policy: CookiePolicy) -> Option<String> {
-    let name = policy.name();
+    cookie(headers, policy.name()).map(|v| v.trim().to_owned())
+}
+
+/// The value of the first cookie named exactly `name` among the request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -167,7 +171,7 @@ pub fn session_cookie(headers: &HeaderMap, policy: CookiePolicy) -> Option<Strin
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_owned())
+        .map(|(_, v)| v)
 }
 
 /// Authenticates a request by its session cookie. `None` when the request carries no session

@@ -8,8 +8,10 @@
 //! refused for another service; every bad-input JWT (alg none, HS256 signed with the RSA public
 //! key, expired, not yet valid, wrong iss, wrong aud, unknown kid, bad signature, truncated) is
 //! a 401 with a reason and an audited denial; key rotation triggers one JWKS refetch while a
-//! flood of unknown kids does not reach the issuer; the PKCE sign-in round trip (and replay,
-//! missing cookie, wrong nonce refused).
+//! flood of unknown kids does not reach the issuer; the JWKS cache follows the issuer's
+//! `Cache-Control: max-age` within its bounds (moving the server's clock, not sleeping) and serves
+//! the last good keys for a bounded time while the issuer fails; the PKCE sign-in round trip (and
+//! replay, missing cookie, wrong nonce refused).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,7 +24,7 @@ use aws_lc_rs::signature::{
     RsaKeyPair,
 };
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -126,7 +128,12 @@ struct IssuerState {
     url: String,
     keys: Keys,
     jwks: Mutex<Value>,
+    /// Every JWKS request, answered or failed.
     jwks_hits: AtomicUsize,
+    /// `Cache-Control` of the JWKS answer (none when `None`).
+    jwks_cache_control: Mutex<Option<&'static str>>,
+    /// The JWKS endpoint answers 503 while set.
+    jwks_down: AtomicBool,
     grants: Mutex<HashMap<String, Grant>>,
     wrong_nonce: AtomicBool,
 }
@@ -146,6 +153,8 @@ impl Issuer {
             keys,
             jwks: Mutex::new(jwks),
             jwks_hits: AtomicUsize::new(0),
+            jwks_cache_control: Mutex::new(None),
+            jwks_down: AtomicBool::new(false),
             grants: Mutex::new(HashMap::new()),
             wrong_nonce: AtomicBool::new(false),
         });
@@ -190,6 +199,18 @@ impl Issuer {
             &self.claims(extra),
         )
     }
+
+    /// A valid RS256 workload token (kid `rsa-1`) of `keys`, issued at `now`.
+    fn token_at(&self, keys: &Keys, now: i64) -> String {
+        keys.sign(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": "rsa-1"}),
+            &self.claims(json!({"iat": now - 10, "nbf": now - 10, "exp": now + 300})),
+        )
+    }
+
+    fn set_cache_control(&self, value: Option<&'static str>) {
+        *self.state.jwks_cache_control.lock().unwrap() = value;
+    }
 }
 
 async fn discovery(State(s): State<Arc<IssuerState>>) -> Json<Value> {
@@ -203,9 +224,16 @@ async fn discovery(State(s): State<Arc<IssuerState>>) -> Json<Value> {
     }))
 }
 
-async fn jwks_handler(State(s): State<Arc<IssuerState>>) -> Json<Value> {
+async fn jwks_handler(State(s): State<Arc<IssuerState>>) -> Response {
     s.jwks_hits.fetch_add(1, Ordering::SeqCst);
-    Json(s.jwks.lock().unwrap().clone())
+    if s.jwks_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+    }
+    let jwks = Json(s.jwks.lock().unwrap().clone());
+    match *s.jwks_cache_control.lock().unwrap() {
+        Some(value) => ([(header::CACHE_CONTROL, value)], jwks).into_response(),
+        None => jwks.into_response(),
+    }
 }
 
 /// Auto-approves: redirects straight back with a code bound to the PKCE challenge.
@@ -276,7 +304,17 @@ async fn token(State(s): State<Arc<IssuerState>>, body: String) -> Response {
 struct Gatehouse {
     url: String,
     state: AppState,
+    clock: Arc<FixedClock>,
     _temp: tempfile::TempDir,
+}
+
+impl Gatehouse {
+    /// Moves the server's clock to `NOW + offset` seconds and answers that instant.
+    fn at(&self, offset: i64) -> i64 {
+        self.clock
+            .set(Timestamp::from_second(NOW + offset).unwrap());
+        NOW + offset
+    }
 }
 
 fn write_pack(dir: &Path, providers: &str) {
@@ -308,9 +346,14 @@ async fn start_gatehouse(providers: impl FnOnce(&str) -> String) -> Gatehouse {
     .await
     .unwrap();
     let clock = Arc::new(FixedClock::new(Timestamp::from_second(NOW).unwrap()));
-    let state = prepare(store, clock, PackSource::new(&pack_dir), loaded.pack)
-        .await
-        .unwrap();
+    let state = prepare(
+        store,
+        Arc::clone(&clock) as Arc<dyn gatehouse_core::clock::Clock>,
+        PackSource::new(&pack_dir),
+        loaded.pack,
+    )
+    .await
+    .unwrap();
     // Browser sessions, as the binary wires them, so a sign-in ends in a session.
     let identity_store = gatehouse_store::SqlIdentityStore::connect(&StoreConfig::Sqlite {
         data_dir: temp.path().join("data"),
@@ -334,6 +377,7 @@ async fn start_gatehouse(providers: impl FnOnce(&str) -> String) -> Gatehouse {
     Gatehouse {
         url,
         state,
+        clock,
         _temp: temp,
     }
 }
@@ -608,6 +652,131 @@ async fn unknown_kid_refetches_once_and_a_flood_does_not_reach_the_issuer() {
     // The rotated key keeps working from the cache.
     assert_eq!(list_releases(&g, &token).await.0, 200);
     assert_eq!(issuer.jwks_hits(), 2);
+}
+
+/// Lists releases with a valid token of the issuer's keys, the server's clock moved to
+/// `NOW + offset`.
+async fn call_at(g: &Gatehouse, issuer: &Issuer, offset: i64) -> (u16, Value) {
+    let now = g.at(offset);
+    list_releases(g, &issuer.token_at(&issuer.state.keys, now)).await
+}
+
+/// A JWKS answer with `max-age` is trusted for that long: a key the issuer replaces under the
+/// same `kid` is picked up when the cached keys expire (no unknown kid involved), not before,
+/// and the replaced key stops being trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_max_age_decides_when_keys_are_refreshed() {
+    let issuer = Issuer::start().await;
+    issuer.set_cache_control(Some("public, max-age=600"));
+    let g = start_gatehouse(|_| workload_provider(issuer.url())).await;
+    let old_keys = &issuer.state.keys;
+    let now = g.at(0);
+    assert_eq!(
+        list_releases(&g, &issuer.token_at(old_keys, now)).await.0,
+        200
+    );
+    assert_eq!(issuer.jwks_hits(), 1);
+
+    // The issuer replaces its RSA key, keeping the kid.
+    let new_keys = Keys::generate();
+    *issuer.state.jwks.lock().unwrap() = json!({"keys": [new_keys.rsa_jwk("rsa-1")]});
+
+    let now = g.at(599);
+    let (status, body) = list_releases(&g, &issuer.token_at(&new_keys, now)).await;
+    assert_eq!(status, 401, "the cached key is still fresh: {body}");
+    assert!(message(&body).contains("signature is not valid"), "{body}");
+    assert_eq!(
+        list_releases(&g, &issuer.token_at(old_keys, now)).await.0,
+        200
+    );
+    assert_eq!(issuer.jwks_hits(), 1, "no fetch before max-age");
+
+    let now = g.at(600);
+    let (status, body) = list_releases(&g, &issuer.token_at(&new_keys, now)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(issuer.jwks_hits(), 2, "one fetch when max-age ran out");
+    let (status, body) = list_releases(&g, &issuer.token_at(old_keys, now)).await;
+    assert_eq!(status, 401, "the replaced key is no longer trusted: {body}");
+    assert_eq!(issuer.jwks_hits(), 2);
+}
+
+/// `max-age` is clamped to 60 s .. 24 h; `no-store` means the shortest bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_max_age_is_clamped() {
+    let issuer = Issuer::start().await;
+    issuer.set_cache_control(Some("max-age=5"));
+    let g = start_gatehouse(|_| workload_provider(issuer.url())).await;
+    let expect = |offset: i64, hits: usize, why: &'static str| {
+        let (g, issuer) = (&g, &issuer);
+        async move {
+            let (status, body) = call_at(g, issuer, offset).await;
+            assert_eq!(status, 200, "{why}: {body}");
+            assert_eq!(issuer.jwks_hits(), hits, "{why}");
+        }
+    };
+    expect(0, 1, "first use fetches").await;
+    expect(59, 1, "max-age=5 counts as 60 s").await;
+    issuer.set_cache_control(Some("max-age=31536000"));
+    expect(60, 2, "refreshed at 60 s").await;
+    expect(60 + 86_399, 2, "a year counts as 24 h").await;
+    issuer.set_cache_control(Some("no-store"));
+    expect(60 + 86_400, 3, "refreshed at 24 h").await;
+    expect(60 + 86_459, 3, "no-store counts as 60 s").await;
+    issuer.set_cache_control(None);
+    expect(60 + 86_460, 4, "refreshed at 60 s").await;
+    expect(60 + 86_460 + 3_599, 4, "no max-age: one hour").await;
+    expect(60 + 86_460 + 3_600, 5, "refreshed at one hour").await;
+}
+
+/// When the issuer fails, the last good keys keep working past their expiry, for at most a day,
+/// with a new attempt at most every 30 s; once the issuer answers again the keys are fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_keys_are_served_while_the_issuer_fails_for_a_bounded_time() {
+    let issuer = Issuer::start().await;
+    issuer.set_cache_control(Some("max-age=600"));
+    let g = start_gatehouse(|_| workload_provider(issuer.url())).await;
+    let call = |offset: i64| call_at(&g, &issuer, offset);
+    assert_eq!(call(0).await.0, 200);
+    assert_eq!(issuer.jwks_hits(), 1);
+
+    issuer.state.jwks_down.store(true, Ordering::SeqCst);
+    assert_eq!(call(600).await.0, 200, "stale keys on error");
+    assert_eq!(issuer.jwks_hits(), 2, "the refresh was tried");
+    assert_eq!(call(629).await.0, 200);
+    assert_eq!(issuer.jwks_hits(), 2, "no retry within 30 s");
+    assert_eq!(call(630).await.0, 200);
+    assert_eq!(issuer.jwks_hits(), 3, "retried after 30 s");
+    assert_eq!(
+        call(600 + 86_399).await.0,
+        200,
+        "still within the stale bound"
+    );
+    assert_eq!(issuer.jwks_hits(), 4);
+
+    let (status, body) = call(600 + 86_400).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(message(&body).contains("cannot be refreshed"), "{body}");
+    assert!(message(&body).contains("HTTP 503"), "{body}");
+    assert_eq!(
+        issuer.jwks_hits(),
+        4,
+        "no retry within 30 s, even when refusing"
+    );
+    // The last attempt was at 600 + 86_399.
+    let (status, _) = call(600 + 86_428).await;
+    assert_eq!(status, 401);
+    assert_eq!(issuer.jwks_hits(), 4);
+    let (status, _) = call(600 + 86_429).await;
+    assert_eq!(status, 401, "the retry failed too");
+    assert_eq!(issuer.jwks_hits(), 5);
+
+    // The issuer is back: the next attempt succeeds and the keys are fresh again.
+    issuer.state.jwks_down.store(false, Ordering::SeqCst);
+    let (status, body) = call(600 + 86_459).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(issuer.jwks_hits(), 6);
+    assert_eq!(call(600 + 86_459 + 599).await.0, 200);
+    assert_eq!(issuer.jwks_hits(), 6);
 }
 
 /// The session cookie (`name=value`) among a response's `Set-Cookie` headers; it must be

@@ -122,21 +122,19 @@ pub struct ListTokens {
     pub principal: Option<String>,
 }
 
-fn identity(state: &AppState) -> Result<&std::sync::Arc<Identity>, ApiError> {
-    state.identity().ok_or_else(|| {
-        ApiError::Unavailable("API token management is not enabled on this server".into())
-    })
-}
-
-/// Rate limits of the token routes: per client IP, then per principal.
-async fn limit(
-    state: &AppState,
-    identity: &Identity,
+/// What every token route does first: finds the identity store (503 when the server has none)
+/// and applies the rate limits, per client IP, then per principal.
+async fn admit<'a>(
+    state: &'a AppState,
     principal: &Principal,
     extensions: &Extensions,
     headers: &HeaderMap,
     route: &str,
-) -> Result<(), Response> {
+) -> Result<&'a Identity, Response> {
+    let identity = state.identity().ok_or_else(|| {
+        ApiError::Unavailable("API token management is not enabled on this server".into())
+            .into_response()
+    })?;
     let client_ip = identity.limits().client_ip(extensions, headers);
     let ip_key = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     ratelimit::enforce(
@@ -158,7 +156,8 @@ async fn limit(
         route,
         client_ip,
     )
-    .await
+    .await?;
+    Ok(identity)
 }
 
 fn is_admin(principal: &Principal) -> bool {
@@ -183,10 +182,8 @@ pub async fn create_token(
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<Response, Response> {
-    let identity = identity(&state).map_err(IntoResponse::into_response)?;
-    limit(
+    let identity = admit(
         &state,
-        identity,
         &principal,
         &extensions,
         &headers,
@@ -364,10 +361,8 @@ pub async fn list_tokens(
     headers: HeaderMap,
     query: Result<Query<ListTokens>, QueryRejection>,
 ) -> Result<Json<TokenList>, Response> {
-    let identity = identity(&state).map_err(IntoResponse::into_response)?;
-    limit(
+    let identity = admit(
         &state,
-        identity,
         &principal,
         &extensions,
         &headers,
@@ -430,10 +425,8 @@ pub async fn revoke_token(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, Response> {
-    let identity = identity(&state).map_err(IntoResponse::into_response)?;
-    limit(
+    let identity = admit(
         &state,
-        identity,
         &principal,
         &extensions,
         &headers,
