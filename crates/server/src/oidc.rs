@@ -1116,18 +1116,17 @@ async fn limit_sign_in(
     let Some(identity) = state.identity() else {
         return Ok(());
     };
-    let client_ip = identity.limits().client_ip(extensions, headers);
-    let ip_key = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    crate::ratelimit::enforce(
+    crate::ratelimit::enforce_per_client_ip(
         state,
-        &identity.limits().login_per_ip,
+        identity.limits(),
         crate::ratelimit::LimitKind::LoginPerIp,
-        &ip_key,
+        extensions,
+        headers,
         audit::ANONYMOUS,
         &format!("GET /api/v1/auth/oidc/{{provider}}/{step}"),
-        client_ip,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/oidc/{provider}/callback", tag = "identity",

@@ -248,6 +248,16 @@ impl RateLimits {
         }
     }
 
+    /// The limiter that enforces `kind`.
+    fn limiter(&self, kind: LimitKind) -> &RateLimiter {
+        match kind {
+            LimitKind::LoginPerIp => &self.login_per_ip,
+            LimitKind::LoginPerUser => &self.login_per_user,
+            LimitKind::TokensPerIp => &self.tokens_per_ip,
+            LimitKind::TokensPerPrincipal => &self.tokens_per_principal,
+        }
+    }
+
     /// The client's IP: the socket peer, or the nearest untrusted address in
     /// `X-Forwarded-For` when the peer is a trusted proxy. `None` when the server was not
     /// given the peer address (a router used without `ConnectInfo`, as in unit tests).
@@ -341,6 +351,34 @@ pub async fn enforce(
         tracing::warn!(limit = kind.as_str(), route, "rate limit reached");
     }
     Err(too_many_requests(retry_secs, kind))
+}
+
+/// Applies the per-client-IP limit `kind` (`LoginPerIp` or `TokensPerIp`) to a request, as
+/// [`enforce`] does, keyed by [`RateLimits::client_ip`]. Requests whose peer is not known share
+/// the key `unknown`, so they are limited together rather than not at all. Returns the client
+/// IP for the caller's later limits and audit entries.
+pub async fn enforce_per_client_ip(
+    state: &AppState,
+    limits: &RateLimits,
+    kind: LimitKind,
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    actor: &str,
+    route: &str,
+) -> Result<Option<IpAddr>, Response> {
+    let client_ip = limits.client_ip(extensions, headers);
+    let key = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    enforce(
+        state,
+        limits.limiter(kind),
+        kind,
+        &key,
+        actor,
+        route,
+        client_ip,
+    )
+    .await?;
+    Ok(client_ip)
 }
 
 /// The 429 answer, in the API's error shape, with `Retry-After` in seconds.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use gatehouse_core::identity::{ApiTokenRecord, AuthMethod, SecretHash, TokenId};
+use gatehouse_core::identity::{ApiTokenRecord, TokenId};
 use gatehouse_core::identity_store::{DisableOutcome, IdentityStore, LabeledToken, LocalUser};
 use gatehouse_core::session::{SessionId, SessionRecord};
 use gatehouse_core::store::{MAX_PAGE_SIZE, Store, StoreError};
@@ -18,8 +18,10 @@ use jiff::Timestamp;
 
 use crate::StoreConfig;
 use crate::pool::Pool;
-use crate::queries::query_error;
-use crate::rows::{Columns, json_text, nanos, opt_nanos};
+use crate::queries::{page, query_error};
+use crate::rows::{
+    auth_method_text, json_text, labeled_token, local_user, nanos, opt_nanos, session,
+};
 
 /// How long a SQLite writer waits for the write lock (the API's own writes share the file).
 const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -58,106 +60,6 @@ impl SqlIdentityStore {
     }
 }
 
-fn corrupt(record: &str, column: &str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        record: record.to_owned(),
-        reason: format!("column {column}: {reason}"),
-    }
-}
-
-fn text(row: &impl Columns, record: &str, column: &'static str) -> Result<String, StoreError> {
-    opt_text(row, record, column)?.ok_or_else(|| corrupt(record, column, "unexpected NULL"))
-}
-
-fn opt_text(
-    row: &impl Columns,
-    record: &str,
-    column: &'static str,
-) -> Result<Option<String>, StoreError> {
-    row.text(column).map_err(|e| corrupt(record, column, e))
-}
-
-fn opt_time(
-    row: &impl Columns,
-    record: &str,
-    column: &'static str,
-) -> Result<Option<Timestamp>, StoreError> {
-    row.int(column)
-        .map_err(|e| corrupt(record, column, e))?
-        .map(|ns| {
-            Timestamp::from_nanosecond(i128::from(ns)).map_err(|e| corrupt(record, column, e))
-        })
-        .transpose()
-}
-
-fn time(row: &impl Columns, record: &str, column: &'static str) -> Result<Timestamp, StoreError> {
-    opt_time(row, record, column)?.ok_or_else(|| corrupt(record, column, "unexpected NULL"))
-}
-
-fn user(row: &impl Columns) -> Result<LocalUser, StoreError> {
-    let id = row
-        .text("id")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "(unreadable key)".into());
-    let record = format!("local_users {id}");
-    let roles_text = text(row, &record, "roles")?;
-    Ok(LocalUser {
-        roles: serde_json::from_str(&roles_text).map_err(|e| corrupt(&record, "roles", e))?,
-        display: text(row, &record, "display")?,
-        password_hash: opt_text(row, &record, "password_hash")?,
-        created_at: time(row, &record, "created_at_ns")?,
-        updated_at: time(row, &record, "updated_at_ns")?,
-        disabled_at: opt_time(row, &record, "disabled_at_ns")?,
-        id,
-    })
-}
-
-fn auth_method_text(method: AuthMethod) -> Result<String, StoreError> {
-    match serde_json::to_value(method) {
-        Ok(serde_json::Value::String(s)) => Ok(s),
-        other => Err(StoreError::InvalidValue {
-            field: "established_by".into(),
-            reason: format!("cannot encode {method:?}: {other:?}"),
-        }),
-    }
-}
-
-fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
-    let id = row
-        .text("id")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "(unreadable key)".into());
-    let record = format!("sessions {id}");
-    Ok(SessionRecord {
-        id: SessionId::parse(&id).map_err(|e| corrupt(&record, "id", e))?,
-        secret_hash: SecretHash::from_hex(&text(row, &record, "secret_hash")?)
-            .map_err(|e| corrupt(&record, "secret_hash", e))?,
-        principal: text(row, &record, "principal")?,
-        established_by: serde_json::from_value(serde_json::Value::String(text(
-            row,
-            &record,
-            "established_by",
-        )?))
-        .map_err(|e| corrupt(&record, "established_by", e))?,
-        created_at: time(row, &record, "created_at_ns")?,
-        last_seen_at: time(row, &record, "last_seen_at_ns")?,
-        expires_at: time(row, &record, "expires_at_ns")?,
-        ended_at: opt_time(row, &record, "ended_at_ns")?,
-    })
-}
-
-fn labeled_token(row: &impl Columns) -> Result<LabeledToken, StoreError> {
-    let record = crate::rows::api_token(row)?;
-    let label = opt_text(row, &format!("api_tokens {}", record.id), "label")?;
-    Ok(LabeledToken { record, label })
-}
-
-fn page() -> i64 {
-    i64::from(MAX_PAGE_SIZE)
-}
-
 #[async_trait]
 impl IdentityStore for SqlIdentityStore {
     async fn insert_user(&self, user: &LocalUser) -> Result<(), StoreError> {
@@ -190,7 +92,7 @@ impl IdentityStore for SqlIdentityStore {
                 .fetch_optional(p)
                 .await
                 .map_err(|e| self.error(|| format!("person {id}"), e))?;
-            row.as_ref().map(user).transpose()
+            row.as_ref().map(local_user).transpose()
         })
     }
 
@@ -198,11 +100,11 @@ impl IdentityStore for SqlIdentityStore {
         let sql = format!("SELECT {USER_COLUMNS} FROM local_users ORDER BY id LIMIT $1");
         with_pool!(self, p => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(page())
+                .bind(page(MAX_PAGE_SIZE))
                 .fetch_all(p)
                 .await
                 .map_err(|e| self.error(|| "people".into(), e))?;
-            rows.iter().map(user).collect()
+            rows.iter().map(local_user).collect()
         })
     }
 
@@ -382,7 +284,7 @@ impl IdentityStore for SqlIdentityStore {
         with_pool!(self, p => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(principal)
-                .bind(page())
+                .bind(page(MAX_PAGE_SIZE))
                 .fetch_all(p)
                 .await
                 .map_err(|e| self.error(|| "API tokens".into(), e))?;

@@ -5,8 +5,10 @@
 //! row is reported as [`StoreError::Corrupt`] that an operator can find, never a panic.
 
 use gatehouse_core::audit::{AuditEntry, AuditOutcome, AuditRecord};
-use gatehouse_core::identity::{ApiTokenRecord, SecretHash, TokenId};
+use gatehouse_core::identity::{ApiTokenRecord, AuthMethod, SecretHash, TokenId};
+use gatehouse_core::identity_store::{LabeledToken, LocalUser};
 use gatehouse_core::release::{ChangeContext, Digest, Release, ReleaseId};
+use gatehouse_core::session::{SessionId, SessionRecord};
 use gatehouse_core::store::{PackRevision, StoreError};
 use jiff::Timestamp;
 
@@ -94,9 +96,18 @@ impl<'a, R: Columns> Reader<'a, R> {
             .transpose()
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&self, column: &'static str) -> Result<T, StoreError> {
+    /// A non-NULL text column read by `parse`; a refusal is the column's corruption.
+    fn parsed<T, E: std::fmt::Display>(
+        &self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
         let text = self.text(column)?;
-        serde_json::from_str(&text).map_err(|e| self.corrupt(column, e))
+        parse(&text).map_err(|e| self.corrupt(column, e))
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, column: &'static str) -> Result<T, StoreError> {
+        self.parsed(column, |text| serde_json::from_str(text))
     }
 }
 
@@ -165,15 +176,63 @@ pub(crate) fn release(row: &impl Columns) -> Result<Release, StoreError> {
 pub(crate) fn api_token(row: &impl Columns) -> Result<ApiTokenRecord, StoreError> {
     let r = Reader::new(row, "api_tokens", "id");
     Ok(ApiTokenRecord {
-        id: TokenId::parse(&r.text("id")?).map_err(|e| r.corrupt("id", e))?,
-        secret_hash: SecretHash::from_hex(&r.text("secret_hash")?)
-            .map_err(|e| r.corrupt("secret_hash", e))?,
+        id: r.parsed("id", TokenId::parse)?,
+        secret_hash: r.parsed("secret_hash", SecretHash::from_hex)?,
         roles: r.json("roles")?,
         principal: r.text("principal")?,
         created_at: r.timestamp("created_at_ns")?,
         expires_at: r.opt_timestamp("expires_at_ns")?,
         revoked_at: r.opt_timestamp("revoked_at_ns")?,
         last_used_at: r.opt_timestamp("last_used_at_ns")?,
+    })
+}
+
+pub(crate) fn labeled_token(row: &impl Columns) -> Result<LabeledToken, StoreError> {
+    let record = api_token(row)?;
+    let r = Reader::new(row, "api_tokens", "id");
+    Ok(LabeledToken {
+        record,
+        label: r.opt_text("label")?,
+    })
+}
+
+pub(crate) fn local_user(row: &impl Columns) -> Result<LocalUser, StoreError> {
+    let r = Reader::new(row, "local_users", "id");
+    Ok(LocalUser {
+        roles: r.json("roles")?,
+        display: r.text("display")?,
+        password_hash: r.opt_text("password_hash")?,
+        created_at: r.timestamp("created_at_ns")?,
+        updated_at: r.timestamp("updated_at_ns")?,
+        disabled_at: r.opt_timestamp("disabled_at_ns")?,
+        id: r.text("id")?,
+    })
+}
+
+/// An [`AuthMethod`] as stored: its serde name, the same text the API shows.
+pub(crate) fn auth_method_text(method: AuthMethod) -> Result<String, StoreError> {
+    match serde_json::to_value(method) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        other => Err(StoreError::InvalidValue {
+            field: "established_by".into(),
+            reason: format!("cannot encode {method:?}: {other:?}"),
+        }),
+    }
+}
+
+pub(crate) fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
+    let r = Reader::new(row, "sessions", "id");
+    Ok(SessionRecord {
+        id: r.parsed("id", SessionId::parse)?,
+        secret_hash: r.parsed("secret_hash", SecretHash::from_hex)?,
+        principal: r.text("principal")?,
+        established_by: r.parsed("established_by", |text| {
+            serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        })?,
+        created_at: r.timestamp("created_at_ns")?,
+        last_seen_at: r.timestamp("last_seen_at_ns")?,
+        expires_at: r.timestamp("expires_at_ns")?,
+        ended_at: r.opt_timestamp("ended_at_ns")?,
     })
 }
 

@@ -144,19 +144,15 @@ async fn sign_in_inner(state: &AppState, request: Request) -> Result<Response, R
         .get::<CookiePolicy>()
         .copied()
         .unwrap_or_default();
-    let client_ip = identity
-        .limits()
-        .client_ip(request.extensions(), request.headers());
-    let ip_key = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     const ROUTE: &str = "POST /api/v1/session";
-    ratelimit::enforce(
+    let client_ip = ratelimit::enforce_per_client_ip(
         state,
-        &identity.limits().login_per_ip,
+        identity.limits(),
         LimitKind::LoginPerIp,
-        &ip_key,
+        request.extensions(),
+        request.headers(),
         audit::ANONYMOUS,
         ROUTE,
-        client_ip,
     )
     .await?;
 

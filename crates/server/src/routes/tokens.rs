@@ -135,16 +135,14 @@ async fn admit<'a>(
         ApiError::Unavailable("API token management is not enabled on this server".into())
             .into_response()
     })?;
-    let client_ip = identity.limits().client_ip(extensions, headers);
-    let ip_key = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    ratelimit::enforce(
+    let client_ip = ratelimit::enforce_per_client_ip(
         state,
-        &identity.limits().tokens_per_ip,
+        identity.limits(),
         LimitKind::TokensPerIp,
-        &ip_key,
+        extensions,
+        headers,
         &principal.id,
         route,
-        client_ip,
     )
     .await?;
     ratelimit::enforce(
