@@ -6,6 +6,9 @@
 //! each), 10 OpenVEX documents (20 statements each), 10 JUnit reports (200 test cases, 2
 //! failures each) and 10 documents, with 2 requirements, 3 exceptions, 5 risks and 3
 //! approvals. Only `evaluate` (and, separately, the Markdown summary) is timed.
+//!
+//! The `_3_rego` variants give the class three Rego policies (SARIF errors, SBOM critical
+//! vulnerabilities with a `warn` rule, JUnit failures) that walk all 50 items of the input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fmt::Write as _;
@@ -71,6 +74,66 @@ approver_path:
   - { role: approver }
   - { role: security-lead }
 delegated_risk: { risk_model: risk-5x5, max_score: 9, escalate_to: ciso }
+"#;
+
+/// Appended to `PACK`'s last document (the `normal` class) for the `_3_rego` variants.
+const POLICIES: &str = r#"policies:
+  - { file: policies/sarif.rego, query: data.bench.sarif.deny }
+  - { file: policies/sbom.rego, query: data.bench.sbom.deny }
+  - { file: policies/tests.rego, query: data.bench.tests.deny }
+"#;
+
+const SARIF_REGO: &str = r#"package bench.sarif
+import rego.v1
+
+deny contains msg if {
+	some e in input.evidence
+	e.kind == "sarif"
+	n := e.facts.facts.unsuppressed_by_level.error
+	n > 0
+	msg := sprintf("%d unsuppressed SARIF errors in %s for %s", [n, e.sha256, input.release.service])
+}
+
+warn contains msg if {
+	some e in input.evidence
+	e.kind == "sarif"
+	n := e.facts.facts.unsuppressed_by_level.warning
+	n > 0
+	msg := sprintf("%d unsuppressed SARIF warnings in %s", [n, e.sha256])
+}
+"#;
+
+const SBOM_REGO: &str = r#"package bench.sbom
+import rego.v1
+
+critical := sum([n | some e in input.evidence; e.kind == "cyclonedx"; n := e.facts.facts.by_severity.critical])
+
+deny contains msg if {
+	critical > 100
+	msg := sprintf("%d critical vulnerabilities", [critical])
+}
+
+warn contains msg if {
+	some e in input.evidence
+	e.kind == "cyclonedx"
+	some v in e.facts.facts.vulnerability_list
+	v.severity == "critical"
+	startswith(v.id, "CVE-2026-00")
+	msg := sprintf("%s is critical", [v.id])
+}
+"#;
+
+const TESTS_REGO: &str = r#"package bench.tests
+import rego.v1
+
+deny contains msg if {
+	some e in input.evidence
+	e.kind == "junit"
+	e.facts.facts.failures > 5
+	msg := sprintf("%d failing tests in %s", [e.facts.facts.failures, e.sha256])
+}
+
+deny contains "no artifact digest" if count(input.release.artifact_digests) == 0
 "#;
 
 fn sarif(seed: usize) -> String {
@@ -318,6 +381,59 @@ fn bench(c: &mut Criterion) {
     );
     c.bench_function("gate/evaluate_50_evidence", |b| {
         b.iter(|| evaluate(black_box(class), black_box(model), black_box(&state), now))
+    });
+
+    let pack_rego = format!("{PACK}{POLICIES}");
+    let loaded_rego = gatehouse_pack::load_files([
+        ("pack.yaml", pack_rego.as_str()),
+        ("policies/sarif.rego", SARIF_REGO),
+        ("policies/sbom.rego", SBOM_REGO),
+        ("policies/tests.rego", TESTS_REGO),
+    ]);
+    assert!(!loaded_rego.has_errors(), "{:?}", loaded_rego.diagnostics);
+    let class_rego = loaded_rego.pack.release_class("normal").unwrap();
+    let verdict_rego = evaluate(class_rego, model, &state, now);
+    let policy_reasons = verdict_rego
+        .reasons()
+        .filter(|(_, r)| r.code.starts_with("policy_"))
+        .count();
+    assert!(
+        verdict_rego
+            .reasons()
+            .all(|(_, r)| r.code != "policy_error"),
+        "{verdict_rego:?}"
+    );
+    println!("gate verdict with 3 Rego policies: {policy_reasons} policy reasons");
+    c.bench_function("gate/evaluate_50_evidence_3_rego", |b| {
+        b.iter(|| {
+            evaluate(
+                black_box(class_rego),
+                black_box(model),
+                black_box(&state),
+                now,
+            )
+        })
+    });
+    // The code path before policies were prepared with the pack: without a prepared engine
+    // the gate parses each policy's text at every verdict (what it still does for a policy
+    // the loader could not parse).
+    let mut class_parse_per_call = class_rego.clone();
+    for policy in &mut class_parse_per_call.policies {
+        policy.prepared = None;
+    }
+    assert_eq!(
+        evaluate(&class_parse_per_call, model, &state, now),
+        verdict_rego
+    );
+    c.bench_function("gate/evaluate_50_evidence_3_rego_parse_per_call", |b| {
+        b.iter(|| {
+            evaluate(
+                black_box(&class_parse_per_call),
+                black_box(model),
+                black_box(&state),
+                now,
+            )
+        })
     });
     c.bench_function("gate/markdown_summary_50_evidence", |b| {
         b.iter(|| render::markdown_summary(black_box(&verdict)))

@@ -100,3 +100,56 @@ fn a_rejection_is_a_decision() {
     .unwrap();
     assert_eq!(metrics::decided_at(&s.class, &s.state), Some(t(4)));
 }
+
+#[test]
+fn folding_one_release_at_a_time_matches_compute() {
+    let mut bypassed = Scenario::new("normal");
+    bypassed.state.bypasses.push(Bypass {
+        id: "bp-1".into(),
+        by: Actor::from_principal(&person("erin"), true),
+        reason: "outage fix INC-77".into(),
+        at: t(5),
+        revision: 0,
+        overridden: GateDecision::Pending,
+    });
+    let mut old = Scenario::new("emergency");
+    old.state.release.created_at = t(-24 * 30);
+    old.attach("code-review", "code_review.md", t(-24 * 30));
+    let scenarios = [Scenario::passing_normal(), bypassed, old];
+    let period = Period {
+        start: t(0),
+        end: t(0) + days(30),
+    };
+    let now = t(0) + days(40);
+    let records: Vec<ReleaseRecord<'_>> = scenarios
+        .iter()
+        .map(|s| ReleaseRecord {
+            state: &s.state,
+            class: Some(&s.class),
+        })
+        .collect();
+    let whole = metrics::compute(&records, period, now);
+
+    let mut accumulator = metrics::Accumulator::new(period, now);
+    for s in &scenarios {
+        // A release the fold does not evaluate needs no evidence facts.
+        let mut state = s.state.clone();
+        if !accumulator.evaluates(state.release.created_at) {
+            for item in &mut state.evidence {
+                item.facts = gatehouse_core::gate::EvidenceFacts::Unreadable {
+                    reason: "not loaded".into(),
+                };
+            }
+        }
+        accumulator.add(ReleaseRecord {
+            state: &state,
+            class: Some(&s.class),
+        });
+    }
+    assert!(!accumulator.evaluates(t(-1)));
+    assert!(accumulator.evaluates(t(0)));
+    assert!(!accumulator.evaluates(period.end));
+    assert_eq!(accumulator.finish(), whole);
+    assert_eq!((whole.releases, whole.gate_bypasses), (2, 1));
+    assert_eq!(whole.overdue_retrospectives.len(), 1);
+}

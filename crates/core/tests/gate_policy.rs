@@ -152,6 +152,7 @@ fn a_syntax_error_is_a_located_pack_error_and_blocks() {
     assert!(at.line >= 6 && at.column > 0, "{at:?} {}", d.message);
     assert!(!d.message.contains("-->"), "{}", d.message);
     assert!(loaded.has_errors());
+    assert!(policies(&loaded)[0].prepared.is_none());
 
     // Even if a broken pack were used, the gate fails closed.
     let verdict = verdict(policies(&loaded), None);
@@ -221,4 +222,39 @@ fn a_missing_file_is_a_pack_error_and_blocks() {
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert_eq!(reasons[0].1, "policy_error");
     assert_eq!(verdict.decision, GateDecision::Blocked);
+}
+
+#[test]
+fn the_loader_prepares_each_policy_once_and_a_changed_text_is_parsed_again() {
+    let loaded = load(
+        "policies/sarif_errors.rego",
+        "data.gatehouse.sarif.deny",
+        &[("policies/sarif_errors.rego", SARIF_ERRORS)],
+    );
+    let prepared = policies(&loaded);
+    let p = prepared[0]
+        .prepared
+        .as_ref()
+        .expect("prepared with the pack");
+    assert!(p.is_for(SARIF_ERRORS));
+    assert_eq!(p.package(), "data.gatehouse.sarif");
+
+    // The prepared engine and a parse at verdict time decide the same.
+    let mut unprepared = prepared.clone();
+    unprepared[0].prepared = None;
+    let sarif = Some("sarif_two_errors_one_warning.sarif");
+    let with = policy_reasons(&verdict(prepared.clone(), sarif));
+    assert_eq!(with, policy_reasons(&verdict(unprepared, sarif)));
+    assert_eq!(with.iter().filter(|r| r.1 == "policy_deny").count(), 1);
+    // Evaluations share nothing: the same prepared policy decides the same again.
+    assert_eq!(policy_reasons(&verdict(prepared.clone(), sarif)), with);
+
+    // A policy whose text was replaced after loading is not judged by the old engine.
+    let mut edited = prepared;
+    edited[0].source = Some(SARIF_ERRORS.replace("n > 0", "n > 100"));
+    let after = verdict(edited, sarif);
+    assert!(
+        policy_reasons(&after).iter().all(|r| r.1 != "policy_deny"),
+        "{after:?}"
+    );
 }

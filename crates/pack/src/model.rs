@@ -515,6 +515,11 @@ pub struct RegoPolicy {
     #[serde(skip)]
     #[schemars(skip)]
     pub source: Option<String>,
+    /// `source` parsed by the loader, so a verdict does not parse it again; `None` when it
+    /// could not be read or parsed (the gate then parses it itself and blocks on the error).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub prepared: Option<crate::rego::PreparedPolicy>,
 }
 
 impl ReleaseClass {

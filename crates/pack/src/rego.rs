@@ -6,6 +6,10 @@
 //! is a pack error (`gatehouse pack lint`) with the file, line and column regorus reports,
 //! rather than a surprise at the first gate check.
 //!
+//! The parse made for the lint is kept ([`RegoPolicy::prepared`], a [`PreparedPolicy`]): the gate
+//! clones that engine for each verdict and only sets its input, instead of parsing every policy
+//! of the class again at every verdict (docs/benchmarks.md, "Release gate").
+//!
 //! | code | when |
 //! | --- | --- |
 //! | `rego-policy-unreadable` | the file is missing, outside the pack folder, too large or not UTF-8 |
@@ -15,6 +19,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Location};
 use crate::loader::{LoadedPack, MAX_FILE_BYTES};
@@ -62,8 +67,11 @@ pub(crate) fn attach_sources(
         if let Some(d) = check_query(policy, &declared) {
             diagnostics.push(d);
         }
-        if let Err(d) = parse(&path, &text) {
-            diagnostics.push(*d);
+        // Named as the class names it, as the gate evaluates it; the diagnostic is located in
+        // the file as read.
+        match PreparedPolicy::prepare(policy.file.as_str(), &text) {
+            Ok(prepared) => policy.prepared = Some(prepared),
+            Err(error) => diagnostics.push(syntax_error(&path, &error)),
         }
         digested.push((PathBuf::from(policy.file.as_str()), text.clone()));
         sources.push((path, text.clone()));
@@ -99,16 +107,81 @@ fn check_query(policy: &RegoPolicy, declared: &Location) -> Option<Diagnostic> {
 
 /// Parses `text` as regorus would at gate time; the error is located where regorus says.
 pub fn parse(path: &Path, text: &str) -> Result<(), Box<Diagnostic>> {
-    let mut engine = regorus::Engine::new();
-    match engine.add_policy(path.display().to_string(), text.to_owned()) {
-        Ok(_) => Ok(()),
-        Err(error) => {
-            let (line, column, message) = locate_error(&error.to_string());
-            Err(Box::new(
-                Diagnostic::error("rego-policy-syntax", format!("Rego: {message}"))
-                    .at(Location::new(path, line, column)),
-            ))
-        }
+    PreparedPolicy::prepare(&path.display().to_string(), text)
+        .map(|_| ())
+        .map_err(|error| Box::new(syntax_error(path, &error)))
+}
+
+fn syntax_error(path: &Path, error: &str) -> Diagnostic {
+    let (line, column, message) = locate_error(error);
+    Diagnostic::error("rego-policy-syntax", format!("Rego: {message}"))
+        .at(Location::new(path, line, column))
+}
+
+/// A Rego policy parsed into a `regorus` engine, once per pack load.
+///
+/// Cloning it is cheap (one shared engine); [`PreparedPolicy::engine`] hands out a copy of the
+/// engine whose parsed modules are shared, so each evaluation has its own input and state and
+/// nothing one evaluation does is seen by another, or by another pack.
+#[derive(Clone)]
+pub struct PreparedPolicy(Arc<Prepared>);
+
+struct Prepared {
+    /// The text it was parsed from: a policy whose `source` was replaced since no longer
+    /// matches ([`PreparedPolicy::is_for`]).
+    source: String,
+    engine: regorus::Engine,
+    /// The package the policy declares, as `data.<package>`.
+    package: String,
+}
+
+impl PreparedPolicy {
+    /// Parses `source`, naming it `file` in errors (and in the engine); the error is regorus's
+    /// text, location included (see [`locate_error`]).
+    pub fn prepare(file: &str, source: &str) -> Result<Self, String> {
+        let mut engine = regorus::Engine::new();
+        let package = engine
+            .add_policy(file.to_owned(), source.to_owned())
+            .map_err(|e| e.to_string())?;
+        // The first evaluation analyses the modules (rule schedules, functions, imports); a
+        // trivial query does that now, once, and every clone keeps it. Should the analysis
+        // fail, the engine stays unanalysed and each evaluation reports the error as before.
+        let _ = engine.eval_query("true".to_owned(), false);
+        Ok(Self(Arc::new(Prepared {
+            source: source.to_owned(),
+            engine,
+            package,
+        })))
+    }
+
+    /// Whether this was parsed from `source`.
+    pub fn is_for(&self, source: &str) -> bool {
+        self.0.source == source
+    }
+
+    /// A copy of the engine holding the parsed policy and no input, to evaluate once.
+    pub fn engine(&self) -> regorus::Engine {
+        self.0.engine.clone()
+    }
+
+    /// The package the policy declares, as `data.<package>`.
+    pub fn package(&self) -> &str {
+        &self.0.package
+    }
+}
+
+impl std::fmt::Debug for PreparedPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedPolicy")
+            .field("package", &self.0.package)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two policies prepared from the same text are the same policy.
+impl PartialEq for PreparedPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source == other.0.source
     }
 }
 

@@ -10,19 +10,22 @@
 //! lock, so a concurrent writer waits and then finds the revision moved; SQLite serialises
 //! writers by itself. Evidence bytes are not written here but through the `BlobStore` port
 //! (`blobs.rs`, sealed and chunked) before the evidence row, which references them.
+//!
+//! The gate metrics read every release, so the releases are also listed here, in pages
+//! (`releases_before`), keyset-paginated on the `releases_by_created` index.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_core::gate::store::{
-    EvidenceKind, GateRecord, GateStore, GateWrite, GateWriteError, StoredEvidence,
+    EvidenceKind, GateRecord, GateStore, GateWrite, GateWriteError, ReleaseCursor, StoredEvidence,
     StoredGateRecords,
 };
 use gatehouse_core::gate::{
     Approval, Bypass, EmergencyRetrospective, Exception, RequirementRecord, Risk,
 };
-use gatehouse_core::release::ReleaseId;
+use gatehouse_core::release::{Release, ReleaseId};
 use gatehouse_core::store::{Store, StoreError};
 use jiff::Timestamp;
 use sqlx::Row;
@@ -189,6 +192,38 @@ fn add_record(
 
 #[async_trait]
 impl GateStore for SqlGateStore {
+    async fn releases_before(
+        &self,
+        before: Timestamp,
+        after: Option<&ReleaseCursor>,
+        limit: u32,
+    ) -> Result<Vec<Release>, StoreError> {
+        // Keyset pagination on the `releases_by_created` index: each page starts strictly
+        // after the last row of the previous one, so a walk neither repeats nor skips a
+        // release however many share a creation time (and costs no OFFSET scan).
+        let cursor = after
+            .map(|c| Ok::<_, StoreError>((nanos("after", c.created_at)?, c.id.to_string())))
+            .transpose()?;
+        let (after_ns, after_id) = cursor.unzip();
+        with_pool!(self, p => {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                crate::queries::release_columns!(),
+                " FROM releases WHERE created_at_ns < $1 \
+                 AND ($2 IS NULL OR created_at_ns < $2 OR (created_at_ns = $2 AND id < $3)) \
+                 ORDER BY created_at_ns DESC, id DESC LIMIT $4"
+            ))
+            .bind(nanos("before", before)?)
+            .bind(after_ns)
+            .bind(after_id)
+            .bind(crate::queries::page(limit))
+            .fetch_all(p)
+            .await
+            .map_err(|e| self.error(|| "releases".into(), e))?;
+            rows.iter().map(crate::rows::release).collect()
+        })
+    }
+
     async fn load_gate_records(&self, release: ReleaseId) -> Result<StoredGateRecords, StoreError> {
         let id = release.to_string();
         let mut records = StoredGateRecords {

@@ -5,7 +5,9 @@
 //! What it proves: records round-trip exactly; evidence rows share a blob stored once per
 //! digest (through the `BlobStore` port); the
 //! revision compare-and-set catches an approval racing an evidence upload and two uploads
-//! decided on the same state; a failed write stores nothing.
+//! decided on the same state; a failed write stores nothing; a walk over the releases in pages
+//! (what the gate metrics do) visits every release once, past the 1,000-row page cap and
+//! across releases that share a submission time.
 
 #[macro_use]
 mod common;
@@ -14,14 +16,14 @@ use common::TestDb;
 use std::sync::Arc;
 
 use gatehouse_core::gate::store::{
-    EvidenceKind, GateRecord, GateStore, GateWrite, GateWriteError, StoredEvidence,
+    EvidenceKind, GateRecord, GateStore, GateWrite, GateWriteError, ReleaseCursor, StoredEvidence,
 };
 use gatehouse_core::gate::{
     Actor, Approval, ApprovalDecision, ApprovalTarget, Exception, ExceptionScope, FindingScope,
     PrincipalKind, RequirementRecord, RequirementStatus, Risk, RiskStatus,
 };
 use gatehouse_core::release::{ChangeContext, Digest, Release, ReleaseId};
-use gatehouse_core::store::{Store, StoreError};
+use gatehouse_core::store::{MAX_PAGE_SIZE, Store, StoreError};
 use gatehouse_store::{SqlGateStore, StoreConfig, open};
 use jiff::Timestamp;
 use sqlx::Connection;
@@ -63,6 +65,7 @@ suite!(
     records_round_trip_and_latest_version_wins,
     write_for_unknown_release_fails_and_stores_nothing,
     wrong_revision_is_refused_before_writing,
+    releases_are_walked_in_pages_past_the_page_cap,
 );
 
 fn at(second: i64) -> Timestamp {
@@ -70,7 +73,10 @@ fn at(second: i64) -> Timestamp {
 }
 
 async fn new_release(store: &dyn Store) -> ReleaseId {
-    let created_at = at(1_800_000_000);
+    release_at(store, at(1_800_000_000)).await
+}
+
+async fn release_at(store: &dyn Store, created_at: Timestamp) -> ReleaseId {
     let release = Release {
         id: ReleaseId::generate(created_at).unwrap(),
         service: "payments".into(),
@@ -370,4 +376,59 @@ async fn wrong_revision_is_refused_before_writing(db: &TestDb) {
         "{err:?}"
     );
     assert_eq!(gate.load_gate_records(release).await.unwrap().revision, 0);
+}
+
+/// Every release submitted before `before`, walked in pages of `limit`, with the page sizes.
+async fn walk(gate: &SqlGateStore, before: Timestamp, limit: u32) -> (Vec<Release>, Vec<usize>) {
+    let mut all: Vec<Release> = Vec::new();
+    let mut pages = Vec::new();
+    loop {
+        let after = all.last().map(ReleaseCursor::after);
+        let page = gate
+            .releases_before(before, after.as_ref(), limit)
+            .await
+            .unwrap();
+        pages.push(page.len());
+        let done = page.len() < limit as usize;
+        all.extend(page);
+        if done {
+            return (all, pages);
+        }
+    }
+}
+
+async fn releases_are_walked_in_pages_past_the_page_cap(db: &TestDb) {
+    let (store, gate) = db.open().await;
+    // Five releases per second, so pages of 7 end in the middle of a tie.
+    const N: i64 = 2_503;
+    let mut expected = std::collections::BTreeSet::new();
+    for i in 0..N {
+        expected.insert(release_at(store.as_ref(), at(1_800_000_000 + i / 5)).await);
+    }
+    let before = at(1_800_000_000 + N / 5 + 1);
+    // Submitted at `before` or later: not part of the walk.
+    release_at(store.as_ref(), before).await;
+    release_at(store.as_ref(), at(1_900_000_000)).await;
+
+    let (all, pages) = walk(&gate, before, MAX_PAGE_SIZE).await;
+    assert_eq!(pages, vec![1000, 1000, 503]);
+    let ids: std::collections::BTreeSet<ReleaseId> = all.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), all.len(), "a release was visited twice");
+    assert_eq!(ids, expected);
+    assert!(all.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+
+    let (small, pages) = walk(&gate, before, 7).await;
+    assert_eq!(pages.len(), (N as usize).div_ceil(7));
+    assert_eq!(
+        small.iter().map(|r| r.id).collect::<Vec<_>>(),
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        "small pages walk the same order"
+    );
+
+    // A larger page is capped, like every list.
+    let capped = gate.releases_before(before, None, 5_000).await.unwrap();
+    assert_eq!(capped.len(), MAX_PAGE_SIZE as usize);
+    // An earlier bound leaves out what was submitted from then on.
+    let (early, _) = walk(&gate, at(1_800_000_010), MAX_PAGE_SIZE).await;
+    assert_eq!(early.len(), 50);
 }

@@ -5,6 +5,10 @@
 //! weak ones. These are computed here, purely, so the API, the CLI and `/metrics` report the
 //! same numbers. Post-release security defects are not modelled in the gate state yet and are
 //! therefore not reported (rather than reported as zero).
+//!
+//! The figures must cover every release, however many are stored, so they are folded one
+//! release at a time ([`Accumulator`]): the server walks the store page by page and never holds
+//! more than a page of gate states. [`compute`] is the same fold over a slice.
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -107,23 +111,64 @@ pub fn decided_at(class: &ReleaseClass, state: &ReleaseGateState) -> Option<Time
 /// Computes the metrics of `period` as known at `now` (evaluations happen at the earlier of
 /// the two, so a period that has not ended yet is not judged by the future).
 pub fn compute(records: &[ReleaseRecord<'_>], period: Period, now: Timestamp) -> GateMetrics {
-    let as_of = period.end.min(now);
-    let mut metrics = GateMetrics {
-        period,
-        releases: 0,
-        gate_bypasses: 0,
-        emergency_releases: 0,
-        evidence_required: 0,
-        evidence_present: 0,
-        evidence_completeness_percent: None,
-        decided_releases: 0,
-        review_latency_p50_seconds: None,
-        review_latency_p90_seconds: None,
-        overdue_retrospectives: Vec::new(),
-        releases_without_class: Vec::new(),
-    };
-    let mut latencies: Vec<SignedDuration> = Vec::new();
+    let mut accumulator = Accumulator::new(period, now);
     for record in records {
+        accumulator.add(*record);
+    }
+    accumulator.finish()
+}
+
+/// The metrics of one period, folded from releases given one at a time in any number; the
+/// result lists overdue retrospectives and releases without a class in the order they were
+/// added.
+///
+/// What it keeps grows only with the period's decided releases (one latency each, for exact
+/// percentiles) and with the lists it reports, not with the releases added. A release submitted
+/// at or after the end of the period changes nothing (its bypasses and its retrospective's due
+/// time come after its submission), so a walk over the store may leave those out.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    /// When evaluations happen: the end of the period, or `now` if that is earlier.
+    as_of: Timestamp,
+    metrics: GateMetrics,
+    latencies: Vec<SignedDuration>,
+}
+
+impl Accumulator {
+    /// An empty fold for `period` as known at `now` (see [`compute`]).
+    pub fn new(period: Period, now: Timestamp) -> Self {
+        Self {
+            as_of: period.end.min(now),
+            metrics: GateMetrics {
+                period,
+                releases: 0,
+                gate_bypasses: 0,
+                emergency_releases: 0,
+                evidence_required: 0,
+                evidence_present: 0,
+                evidence_completeness_percent: None,
+                decided_releases: 0,
+                review_latency_p50_seconds: None,
+                review_latency_p90_seconds: None,
+                overdue_retrospectives: Vec::new(),
+                releases_without_class: Vec::new(),
+            },
+            latencies: Vec::new(),
+        }
+    }
+
+    /// Whether [`Accumulator::add`] evaluates the gate of a release submitted at
+    /// `created_at` (it was submitted in the period). Only those releases need their evidence
+    /// facts; of any other release only its bypasses and retrospective count.
+    pub fn evaluates(&self, created_at: Timestamp) -> bool {
+        self.metrics.period.contains(created_at)
+    }
+
+    /// Folds one release in.
+    pub fn add(&mut self, record: ReleaseRecord<'_>) {
+        let period = self.metrics.period;
+        let as_of = self.as_of;
+        let metrics = &mut self.metrics;
         let state = record.state;
         let release = &state.release;
         metrics.gate_bypasses += state
@@ -146,12 +191,12 @@ pub fn compute(records: &[ReleaseRecord<'_>], period: Period, now: Timestamp) ->
             }
         }
         if !period.contains(release.created_at) {
-            continue;
+            return;
         }
         metrics.releases += 1;
         let Some(class) = record.class else {
             metrics.releases_without_class.push(release.id.to_string());
-            continue;
+            return;
         };
         if class.emergency.is_some() {
             metrics.emergency_releases += 1;
@@ -159,7 +204,7 @@ pub fn compute(records: &[ReleaseRecord<'_>], period: Period, now: Timestamp) ->
         let decided = decided_at(class, state).filter(|at| *at <= as_of);
         if let Some(at) = decided {
             metrics.decided_releases += 1;
-            latencies.push(at.duration_since(release.created_at));
+            self.latencies.push(at.duration_since(release.created_at));
         }
         let verdict = evaluate(class, None, state, decided.unwrap_or(as_of));
         metrics.evidence_required += class.required_evidence.len() as u64;
@@ -173,14 +218,23 @@ pub fn compute(records: &[ReleaseRecord<'_>], period: Period, now: Timestamp) ->
             })
             .unwrap_or(0);
     }
-    if metrics.evidence_required > 0 {
-        metrics.evidence_completeness_percent =
-            Some(metrics.evidence_present as f64 * 100.0 / metrics.evidence_required as f64);
+
+    /// The metrics of every release added.
+    pub fn finish(self) -> GateMetrics {
+        let Self {
+            mut metrics,
+            mut latencies,
+            ..
+        } = self;
+        if metrics.evidence_required > 0 {
+            metrics.evidence_completeness_percent =
+                Some(metrics.evidence_present as f64 * 100.0 / metrics.evidence_required as f64);
+        }
+        latencies.sort();
+        metrics.review_latency_p50_seconds = percentile(&latencies, 50).map(|d| d.as_secs());
+        metrics.review_latency_p90_seconds = percentile(&latencies, 90).map(|d| d.as_secs());
+        metrics
     }
-    latencies.sort();
-    metrics.review_latency_p50_seconds = percentile(&latencies, 50).map(|d| d.as_secs());
-    metrics.review_latency_p90_seconds = percentile(&latencies, 90).map(|d| d.as_secs());
-    metrics
 }
 
 /// Nearest-rank percentile of sorted `values`.

@@ -210,9 +210,40 @@ pub enum GateWriteError {
     Store(#[from] StoreError),
 }
 
+/// Where a walk over the releases stands: the submission time and id of the last release of
+/// the previous page ([`GateStore::releases_before`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseCursor {
+    pub created_at: Timestamp,
+    pub id: ReleaseId,
+}
+
+impl ReleaseCursor {
+    /// The position just after `release` in the walk.
+    pub fn after(release: &Release) -> Self {
+        Self {
+            created_at: release.created_at,
+            id: release.id,
+        }
+    }
+}
+
 /// Persistence of the release gate, implemented by `gatehouse-store` for SQLite and PostgreSQL.
 #[async_trait]
 pub trait GateStore: Send + Sync {
+    /// One page of the releases submitted before `before`, newest first (by submission time,
+    /// then id), starting after `after`: at most `limit` of them (capped at
+    /// [`crate::store::MAX_PAGE_SIZE`]). Passing the last release of each page as the next
+    /// `after` visits every release once, however many there are, one page in memory at a
+    /// time; the gate metrics walk the store this way. A release submitted while a walk runs
+    /// is newer than its cursor and is not visited.
+    async fn releases_before(
+        &self,
+        before: Timestamp,
+        after: Option<&ReleaseCursor>,
+        limit: u32,
+    ) -> Result<Vec<Release>, StoreError>;
+
     /// The gate records of `release` (empty records for a release with none). Does not check
     /// that the release exists; the caller has loaded it through [`crate::store::Store`].
     async fn load_gate_records(&self, release: ReleaseId) -> Result<StoredGateRecords, StoreError>;

@@ -117,6 +117,39 @@ impl Gate {
         }
     }
 
+    /// The store port, for walks over many releases (the gate metrics).
+    pub(crate) fn store(&self) -> &dyn GateStore {
+        self.store.as_ref()
+    }
+
+    /// The gate state of `release` as stored. Without `with_facts` no evidence is opened and
+    /// every item's facts are `Unreadable`: for callers that never evaluate the state (the
+    /// metrics of a release submitted outside their period).
+    pub(crate) async fn state_of(
+        &self,
+        release: Release,
+        with_facts: bool,
+    ) -> Result<ReleaseGateState, ApiError> {
+        let records = self
+            .store
+            .load_gate_records(release.id)
+            .await
+            .map_err(|e| ApiError::internal("reading the gate state", e))?;
+        let mut facts = HashMap::new();
+        if with_facts {
+            for item in &records.evidence {
+                facts.insert(item.id.clone(), self.facts_of(item).await?);
+            }
+        }
+        Ok(records.into_state(release, |item| {
+            facts
+                .remove(&item.id)
+                .unwrap_or_else(|| EvidenceFacts::Unreadable {
+                    reason: "facts were not loaded".into(),
+                })
+        }))
+    }
+
     /// The facts of a stored item: cached, or parsed again from its stored bytes. A blob that
     /// is missing or no longer parses gives `Unreadable`, which the gate blocks on by name.
     async fn facts_of(&self, item: &StoredEvidence) -> Result<EvidenceFacts, ApiError> {
@@ -217,22 +250,7 @@ pub(crate) async fn load(
         .await
         .map_err(|e| ApiError::internal("reading a release", e))?
         .ok_or_else(|| ApiError::NotFound(format!("release {id} not found")))?;
-    let records = gate
-        .store
-        .load_gate_records(id)
-        .await
-        .map_err(|e| ApiError::internal("reading the gate state", e))?;
-    let mut facts = HashMap::new();
-    for item in &records.evidence {
-        facts.insert(item.id.clone(), gate.facts_of(item).await?);
-    }
-    Ok(records.into_state(release, |item| {
-        facts
-            .remove(&item.id)
-            .unwrap_or_else(|| EvidenceFacts::Unreadable {
-                reason: "facts were not loaded".into(),
-            })
-    }))
+    gate.state_of(release, true).await
 }
 
 /// The caller as the gate sees it: the pack's roles when the caller is a pack `Person`.

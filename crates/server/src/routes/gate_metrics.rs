@@ -5,15 +5,22 @@
 //! releases and their gate state, evaluated with the pack in force, so the API, the CLI
 //! (`gatehouse gate metrics`) and Prometheus report the same figures. It lives beside
 //! `routes::gate` rather than in it because it reads many releases, not one.
+//!
+//! Every release submitted before the end of the period counts (bypasses and overdue
+//! retrospectives of older releases fall in the period too), however many there are: the
+//! store is walked page by page (`GateStore::releases_before`) and each release's gate state
+//! is folded into a [`metrics::Accumulator`] and dropped, so memory holds one page of release
+//! rows and one gate state at a time. Evidence facts are read only for the releases submitted
+//! in the period, the only ones evaluated.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use gatehouse_core::gate::ReleaseGateState;
 use gatehouse_core::gate::metrics::{self, GateMetrics, Period, ReleaseRecord};
-use gatehouse_core::store::{MAX_PAGE_SIZE, ReleaseQuery};
+use gatehouse_core::gate::store::ReleaseCursor;
+use gatehouse_core::store::MAX_PAGE_SIZE;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +28,7 @@ use crate::auth::Authenticated;
 use crate::authz::{self, Permission};
 use crate::error::ApiError;
 use crate::metrics::GateGauges;
-use crate::routes::gate::{gate_of, load};
+use crate::routes::gate::gate_of;
 use crate::state::AppState;
 
 /// Period used when the query gives no `from`: the 30 days before `to`.
@@ -29,6 +36,10 @@ pub const DEFAULT_PERIOD: SignedDuration = SignedDuration::from_hours(30 * 24);
 /// How long the `/metrics` gate gauges are reused before they are computed again: a scrape
 /// every few seconds must not reload every release.
 const GAUGE_MAX_AGE: Duration = Duration::from_secs(60);
+/// Releases read from the store at a time.
+const PAGE: u32 = 500;
+// A page shorter than asked for ends the walk, so the store must not cap it lower.
+const _: () = assert!(PAGE <= MAX_PAGE_SIZE);
 
 /// Query of `GET /api/v1/metrics/gate`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -53,48 +64,48 @@ pub struct GateMetricsReport {
     /// completed_at) and `releases_without_class`.
     #[schema(value_type = Object)]
     pub metrics: GateMetrics,
-    /// Release records read (the newest ones, up to the store's page size).
+    /// Release records read: every release submitted before the end of the period.
     pub releases_scanned: u64,
-    /// `false` when more releases exist than were read: the figures then cover the newest
-    /// `releases_scanned` releases only.
+    /// Whether every release that can count was read; always `true` now that the store is read
+    /// page by page (kept for clients of versions that read only the newest 1,000 releases).
     pub complete: bool,
-}
-
-/// The states of the newest releases (at most one page) with their classes resolved later.
-async fn load_states(state: &AppState) -> Result<(Vec<ReleaseGateState>, bool), ApiError> {
-    let gate = gate_of(state)?;
-    let releases = state
-        .store()
-        .list_releases(&ReleaseQuery {
-            service: None,
-            limit: MAX_PAGE_SIZE,
-        })
-        .await
-        .map_err(|e| ApiError::internal("listing releases", e))?;
-    let complete = releases.len() < MAX_PAGE_SIZE as usize;
-    let mut states = Vec::with_capacity(releases.len());
-    for release in releases {
-        states.push(load(state, &gate, release.id).await?);
-    }
-    Ok((states, complete))
 }
 
 /// The metrics of `period` with the pack in force, as known now.
 pub async fn compute(state: &AppState, period: Period) -> Result<GateMetricsReport, ApiError> {
-    let (states, complete) = load_states(state).await?;
+    let gate = gate_of(state)?;
+    // One pack for the whole walk, even if a reload swaps it meanwhile.
     let pack = state.pack();
-    let records: Vec<ReleaseRecord<'_>> = states
-        .iter()
-        .map(|s| ReleaseRecord {
-            state: s,
-            class: pack.pack.release_class(&s.release.release_class),
-        })
-        .collect();
-    let metrics = metrics::compute(&records, period, state.clock().now());
+    let mut accumulator = metrics::Accumulator::new(period, state.clock().now());
+    let mut after: Option<ReleaseCursor> = None;
+    let mut scanned: u64 = 0;
+    loop {
+        // Releases submitted at or after the end of the period cannot change its figures.
+        let page = gate
+            .store()
+            .releases_before(period.end, after.as_ref(), PAGE)
+            .await
+            .map_err(|e| ApiError::internal("listing releases", e))?;
+        let last = page.len() < PAGE as usize;
+        after = page.last().map(ReleaseCursor::after);
+        for release in page {
+            let class = pack.pack.release_class(&release.release_class);
+            let with_facts = accumulator.evaluates(release.created_at);
+            let release_state = gate.state_of(release, with_facts).await?;
+            accumulator.add(ReleaseRecord {
+                state: &release_state,
+                class,
+            });
+            scanned += 1;
+        }
+        if last {
+            break;
+        }
+    }
     Ok(GateMetricsReport {
-        metrics,
-        releases_scanned: states.len() as u64,
-        complete,
+        metrics: accumulator.finish(),
+        releases_scanned: scanned,
+        complete: true,
     })
 }
 
