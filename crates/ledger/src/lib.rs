@@ -7,6 +7,7 @@
 //! the server (which own persistence and the clock) share one tested implementation:
 //!
 //! - [`merkle`]: the RFC 9162 Merkle tree, compact range, inclusion and consistency proofs;
+//! - [`subtree`]: the same proofs and roots from O(log n) perfect-subtree hashes;
 //! - [`entry`]: audit entries, their canonical bytes, and the [`Ledger`] append state;
 //! - [`sth`]: Ed25519 signed tree heads and log signing keys;
 //! - [`mod@export`]: the self-contained export file and its streaming offline verifier;
@@ -54,6 +55,7 @@ pub mod export;
 pub mod merkle;
 pub mod sth;
 pub mod stream;
+pub mod subtree;
 
 pub use entry::{AppendedEntry, AuditEntry, AuditOutcome, AuditRecord, Ledger};
 pub use envelope::{Kek, KekId, Keyring, SealedObject, WrappedDataKey, open, rewrap, seal};
@@ -68,3 +70,4 @@ pub use stream::{
     FramedChunks, OpeningReader, SealedChunks, SealingWriter, StreamError, StreamHeader,
     StreamOpener, StreamSealer,
 };
+pub use subtree::{SubtreeHashSource, SubtreeKey};

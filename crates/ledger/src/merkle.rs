@@ -16,6 +16,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+use crate::subtree::SubtreeKey;
+
 /// Domain-separation prefix of a leaf hash (RFC 9162 §2.1.1).
 const LEAF_PREFIX: u8 = 0x00;
 /// Domain-separation prefix of an interior node hash (RFC 9162 §2.1.1).
@@ -239,14 +241,32 @@ impl CompactRange {
     /// Appends one leaf hash. Amortised one node hash per leaf: merging happens once for each
     /// trailing one bit of the old size, exactly where two perfect subtrees become one.
     pub fn append(&mut self, leaf: Hash) {
+        self.append_completing(leaf, |_, _| {});
+    }
+
+    /// Appends one leaf hash and reports every perfect subtree of level 1 or more that the
+    /// leaf completes, lowest first (as many as the old size has trailing one bits; amortised
+    /// one per leaf). A store that keeps a table of perfect-subtree hashes writes these rows
+    /// with the leaf, so that proofs need O(log n) reads (`subtree`).
+    pub fn append_completing(&mut self, leaf: Hash, mut completed: impl FnMut(SubtreeKey, Hash)) {
+        let leaf_index = self.size;
         let mut carry = leaf;
         let mut size = self.size;
+        let mut level = 0u8;
         while size & 1 == 1 {
             match self.hashes.pop() {
                 Some(left) => carry = node_hash(&left, &carry),
                 None => break,
             }
             size >>= 1;
+            level += 1;
+            completed(
+                SubtreeKey {
+                    level,
+                    index: leaf_index >> level,
+                },
+                carry,
+            );
         }
         self.hashes.push(carry);
         self.size += 1;
@@ -342,6 +362,10 @@ pub enum ProofError {
     /// A persisted compact range whose number of hashes does not fit its size.
     #[error("compact range of size {size} cannot have {hashes} hashes")]
     CompactRangeShape { size: u64, hashes: usize },
+    /// A leaf range that is empty or not aligned to its largest perfect subtree, so its hash
+    /// is not a fold of perfect-subtree hashes (`subtree::perfect_subtrees`).
+    #[error("leaf range {start}..{end} is not a non-empty range of aligned perfect subtrees")]
+    UnalignedRange { start: u64, end: u64 },
     /// The leaf hash source failed.
     #[error("leaf hash source failed: {0}")]
     Source(#[source] SourceError),
@@ -701,6 +725,32 @@ mod tests {
             let rebuilt = CompactRange::from_source(all.as_slice(), size).unwrap();
             assert_eq!(rebuilt, appended);
         }
+    }
+
+    #[test]
+    fn append_completing_reports_every_perfect_subtree_once() {
+        let all = leaves(70);
+        let mut range = CompactRange::new();
+        let mut completed = Vec::new();
+        for leaf in &all {
+            range.append_completing(*leaf, |key, hash| completed.push((key, hash)));
+        }
+        // Every perfect subtree of level >= 1 inside 70 leaves, with its hash.
+        let mut expected = Vec::new();
+        for level in 1..=6u8 {
+            for index in 0..(70u64 >> level) {
+                let key = SubtreeKey { level, index };
+                let r = key.leaves();
+                expected.push((
+                    key,
+                    root_of_leaf_hashes(&all[r.start as usize..r.end as usize]),
+                ));
+            }
+        }
+        completed.sort();
+        expected.sort();
+        assert_eq!(completed, expected);
+        assert_eq!(range.root(), root_of_leaf_hashes(&all));
     }
 
     #[test]

@@ -15,9 +15,18 @@
 //! from its stored text parsed back, both at append and at export, so the bytes hashed at
 //! append are the bytes exported.
 //!
-//! [`SqlAuditLedger`] serves the read side (entries, leaf hashes, compact ranges, signed tree
-//! heads, public keys) from a pool of its own, like the gate and event stores.
+//! [`SqlAuditLedger`] serves the read side (entries, leaf hashes, compact ranges, subtree
+//! hashes, signed tree heads, public keys) from a pool of its own, like the gate and event
+//! stores.
+//!
+//! Proofs read perfect-subtree hashes (migration 0430, `audit_subtrees`): the append writes the
+//! subtrees its leaf completes in the same transaction (amortised one row), so a proof needs
+//! O(log n) rows found by primary key, in one query, instead of every leaf hash. The table is
+//! filled in leaf order and only under the append lock, so it always covers a prefix of the
+//! log; whoever finds it behind (the adapter at start-up after the migration, or an append)
+//! fills it from where it stopped.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -26,6 +35,7 @@ use gatehouse_core::audit_log::{AuditLedger, EncodedEntry};
 use gatehouse_core::store::{MAX_PAGE_SIZE, StoreError};
 use gatehouse_ledger::entry::AuditEntry as LedgerEntry;
 use gatehouse_ledger::merkle::leaf_hash;
+use gatehouse_ledger::subtree::{SubtreeKey, completed_subtrees, left_siblings, tree_subtrees};
 use gatehouse_ledger::{CompactRange, Hash, KeyId, LogVerifyingKey, SignedTreeHead};
 use jiff::Timestamp;
 use sqlx::Row;
@@ -41,6 +51,12 @@ const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// Leaf hashes read per query while rebuilding a compact range.
 const LEAF_CHUNK: u64 = 10_000;
+
+/// Subtree rows written per INSERT while filling the table (three parameters each).
+const SUBTREE_BATCH: usize = 300;
+
+/// Subtree keys read per query (two parameters each; a proof needs fewer than 200).
+const KEY_BATCH: usize = 400;
 
 /// Columns an entry is encoded from.
 const ENTRY_COLUMNS: &str =
@@ -160,6 +176,184 @@ impl EntryRow {
     }
 }
 
+/// How a subtree is named in errors: level 0 is the entry's own row.
+fn subtree_record(key: SubtreeKey) -> String {
+    if key.level == 0 {
+        format!("audit_log {}", key.index.saturating_add(1))
+    } else {
+        format!("audit_subtrees level {} index {}", key.level, key.index)
+    }
+}
+
+/// The query that reads the hashes of `count` subtrees, bound as `(level, index)` pairs: level
+/// 0 from the leaf hashes of `audit_log`, higher levels from `audit_subtrees`, every key found
+/// by primary key (a row-value `IN` would scan the table on SQLite; this join does not).
+fn subtree_query(count: usize) -> String {
+    let values = (0..count)
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH k (l, i) AS (VALUES {values}) \
+         SELECT k.l AS level, k.i AS idx, s.hash AS hash \
+         FROM k JOIN audit_subtrees s ON s.level = k.l AND s.idx = k.i \
+         UNION ALL \
+         SELECT k.l, k.i, a.leaf_hash FROM k JOIN audit_log a ON k.l = 0 AND a.seq = k.i + 1"
+    )
+}
+
+/// The stored hashes of `$keys` (`&[SubtreeKey]`) that exist, as a map, read through executor
+/// `$exec` (a pool, or `&mut *tx`); `$err` maps `sqlx::Error`.
+macro_rules! read_subtrees {
+    ($exec:expr, $keys:expr, $err:expr) => {{
+        let keys: &[SubtreeKey] = $keys;
+        let mut found: HashMap<SubtreeKey, Hash> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(KEY_BATCH) {
+            let sql = subtree_query(chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                query = query
+                    .bind(i32::from(key.level))
+                    .bind(to_i64("subtree index", key.index)?);
+            }
+            let rows = query.fetch_all($exec).await.map_err($err)?;
+            for row in &rows {
+                let level: i32 = row.try_get("level").map_err($err)?;
+                let index: i64 = row.try_get("idx").map_err($err)?;
+                let hash: Option<String> = row.try_get("hash").map_err($err)?;
+                // The key columns echo bound keys, so they always convert back.
+                let (Ok(level), Ok(index)) = (u8::try_from(level), u64::try_from(index)) else {
+                    continue;
+                };
+                let key = SubtreeKey { level, index };
+                if let Some(text) = hash {
+                    found.insert(key, parse_hash(&subtree_record(key), "hash", &text)?);
+                }
+            }
+        }
+        Ok::<HashMap<SubtreeKey, Hash>, StoreError>(found)
+    }};
+}
+
+/// Writes subtree rows (`&[(SubtreeKey, Hash)]`). A row that exists already is kept: the table
+/// is derived from the leaf hashes, and a forged row shows as a proof that fails against the
+/// signed head, not as audit appends that stop.
+macro_rules! insert_subtrees {
+    ($exec:expr, $rows:expr, $err:expr) => {{
+        let rows: &[(SubtreeKey, Hash)] = $rows;
+        for chunk in rows.chunks(SUBTREE_BATCH) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO audit_subtrees (level, idx, hash) VALUES {values} \
+                 ON CONFLICT (level, idx) DO NOTHING"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (key, hash) in chunk {
+                query = query
+                    .bind(i32::from(key.level))
+                    .bind(to_i64("subtree index", key.index)?)
+                    .bind(hash.to_hex());
+            }
+            query.execute($exec).await.map_err($err)?;
+        }
+        Ok::<(), StoreError>(())
+    }};
+}
+
+/// Stored leaf hashes of leaves `$start..$end` (`u64`), gap-free, through executor `$exec`.
+macro_rules! read_leaf_hashes {
+    ($exec:expr, $start:expr, $end:expr, $err:expr) => {{
+        let (start, end): (u64, u64) = ($start, $end);
+        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT seq, leaf_hash FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(to_i64("start", start)?)
+        .bind(to_i64("end", end)?)
+        .fetch_all($exec)
+        .await
+        .map_err($err)?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        let mut expected = start + 1;
+        for (seq, text) in rows {
+            let record = format!("audit_log {seq}");
+            if to_u64(&record, seq)? != expected {
+                return Err(corrupt(
+                    format!("audit_log {expected}"),
+                    "entry is missing (the sequence has a gap)",
+                ));
+            }
+            let text = text.ok_or_else(|| corrupt(&record, "leaf_hash is missing"))?;
+            hashes.push(parse_hash(&record, "leaf_hash", &text)?);
+            expected += 1;
+        }
+        if expected != end + 1 {
+            return Err(StoreError::NotFound {
+                what: format!("audit entry seq {expected} (the log has fewer than {end} entries)"),
+            });
+        }
+        Ok::<Vec<Hash>, StoreError>(hashes)
+    }};
+}
+
+/// The compact range of the first `$size` leaves read from the subtree table, or `None` when
+/// a row is missing. Rows are only ever written in leaf order, so finding the range's
+/// smallest subtree means every subtree before it is there too: the table has caught up.
+macro_rules! range_from_subtrees {
+    ($exec:expr, $size:expr, $err:expr) => {{
+        let size: u64 = $size;
+        let keys = tree_subtrees(size);
+        let found = read_subtrees!($exec, &keys, $err)?;
+        match keys
+            .iter()
+            .map(|k| found.get(k).copied())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(hashes) => Some(
+                CompactRange::from_parts(size, hashes).map_err(|e| corrupt("audit_subtrees", e))?,
+            ),
+            None => None,
+        }
+    }};
+}
+
+/// Fills `audit_subtrees` up to leaf `$size` from where it stopped, inside transaction `$tx`,
+/// which holds the append lock; evaluates to the compact range of `$size` leaves.
+macro_rules! catch_up_subtrees {
+    ($tx:expr, $size:expr, $err:expr) => {{
+        let size: u64 = $size;
+        let last_pair: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(idx) FROM audit_subtrees WHERE level = 1")
+                .fetch_one(&mut *$tx)
+                .await
+                .map_err($err)?;
+        // Level-1 rows come one per pair of leaves, in order: the table covers every leaf up
+        // to the end of the last pair (a table ahead of the log is only trusted up to `size`).
+        let filled = match last_pair {
+            Some(pair) => to_u64("audit_subtrees", pair)?
+                .saturating_add(1)
+                .saturating_mul(2)
+                .min(size & !1),
+            None => 0,
+        };
+        // A row missing below that point (deleted behind the store's back): start again from
+        // the first leaf; the rows that are there are kept.
+        let mut range = range_from_subtrees!(&mut *$tx, filled, $err).unwrap_or_default();
+        let mut completed = Vec::new();
+        while range.size() < size {
+            let end = size.min(range.size() + LEAF_CHUNK);
+            for leaf in read_leaf_hashes!(&mut *$tx, range.size(), end, $err)? {
+                range.append_completing(leaf, |key, hash| completed.push((key, hash)));
+            }
+            insert_subtrees!(&mut *$tx, &completed, $err)?;
+            completed.clear();
+        }
+        Ok::<CompactRange, StoreError>(range)
+    }};
+}
+
 /// Appends one record as the next ledger entry, inside the caller's pool (SQLite or
 /// PostgreSQL). Used by the `Store` implementations.
 pub(crate) trait AppendAudit {
@@ -275,7 +469,53 @@ macro_rules! append_in_tx {
         .execute(&mut *$tx)
         .await
         .map_err(err)?;
+        // The perfect subtrees this leaf completes (none for an even leaf index: half the
+        // appends touch no subtree row at all), merged from its left siblings: level 0 is the
+        // previous leaf, the others are read. With no sibling above level 0, the smallest
+        // subtree of the tree before this leaf is read instead, to learn whether the table is
+        // behind: rows are written in leaf order, so finding it means every earlier row is there.
+        let leaf_index = to_u64("seq", last_seq)?;
+        let siblings = left_siblings(leaf_index);
+        if !siblings.is_empty() {
+            let mut wanted: Vec<SubtreeKey> =
+                siblings.iter().filter(|k| k.level > 0).copied().collect();
+            if wanted.is_empty() {
+                wanted.extend(tree_subtrees(leaf_index).into_iter().rfind(|k| k.level > 0));
+            }
+            let mut found = read_subtrees!(&mut *$tx, &wanted, err)?;
+            let completed = if wanted.iter().all(|k| found.contains_key(k)) {
+                found.insert(SubtreeKey::leaf(leaf_index - 1), prev);
+                completed_subtrees(&found, leaf_index, leaf)
+                    .map_err(|e| corrupt("audit_subtrees", e))?
+            } else {
+                let mut range = catch_up_subtrees!($tx, leaf_index, err)?;
+                let mut completed = Vec::new();
+                range.append_completing(leaf, |key, hash| completed.push((key, hash)));
+                completed
+            };
+            insert_subtrees!(&mut *$tx, &completed, err)?;
+        }
         Ok::<i64, StoreError>(seq)
+    }};
+}
+
+/// Brings `audit_subtrees` up to the log inside `$tx`, which holds the append lock. A log
+/// whose last row was never hashed (written before migration 0400) is left alone: its next
+/// append hashes it and fills the table.
+macro_rules! fill_subtrees_in_tx {
+    ($tx:expr, $err:expr) => {{
+        let last: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT seq, leaf_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err($err)?;
+        if let Some((seq, Some(_))) = last {
+            let size = to_u64("seq", seq)?;
+            if range_from_subtrees!(&mut *$tx, size, $err).is_none() {
+                catch_up_subtrees!($tx, size, $err)?;
+            }
+        }
+        Ok::<(), StoreError>(())
     }};
 }
 
@@ -332,9 +572,74 @@ pub struct SqlAuditLedger {
 
 impl SqlAuditLedger {
     /// Connects to a database that [`crate::open`] has already migrated.
+    ///
+    /// Fills the subtree table first if it is behind the log (after migration 0430 on an
+    /// existing log): one pass over the leaf hashes it lacks, under the append lock. A log
+    /// too damaged to fill it (a gap, an unhashed row) is left as it is, for the proofs to
+    /// report and export/verify to name, rather than keeping the server from starting.
     pub async fn connect(config: &StoreConfig) -> Result<SqlAuditLedger, StoreError> {
         let (pool, target) = crate::pool::connect(config, 2, SQLITE_BUSY_TIMEOUT).await?;
-        Ok(SqlAuditLedger { pool, target })
+        let ledger = SqlAuditLedger { pool, target };
+        match ledger.fill_subtrees().await {
+            Ok(()) | Err(StoreError::Corrupt { .. }) => Ok(ledger),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Brings the subtree table up to the log; cheap (one keyed read) when it is there.
+    async fn fill_subtrees(&self) -> Result<(), StoreError> {
+        let size = self.tree_size().await?;
+        let caught_up = with_pool!(self, p => {
+            range_from_subtrees!(p, size, |e| self.error(|| "audit subtree hashes".into(), e))
+                .is_some()
+        });
+        if caught_up {
+            return Ok(());
+        }
+        let what = || "filling audit subtree hashes".to_owned();
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let err = |e| query_error(&self.target, what, e);
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+                fill_subtrees_in_tx!(tx, err)?;
+                tx.commit().await.map_err(err)?;
+            }
+            Pool::Postgres(pool) => {
+                let err = |e| query_error(&self.target, what, e);
+                let mut tx = pool.begin().await.map_err(err)?;
+                sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                fill_subtrees_in_tx!(tx, err)?;
+                tx.commit().await.map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Why a subtree asked for has no stored hash: beyond the log, or missing inside it.
+    async fn missing_subtree(&self, key: SubtreeKey) -> StoreError {
+        let size = match self.tree_size().await {
+            Ok(size) => size,
+            Err(e) => return e,
+        };
+        if key.leaves().end > size {
+            StoreError::NotFound {
+                what: format!(
+                    "subtree at level {} index {} (the audit log has {size} entries)",
+                    key.level, key.index
+                ),
+            }
+        } else {
+            corrupt(
+                subtree_record(key),
+                format!(
+                    "no stored hash although the audit log has {size} entries (a row never \
+                     hashed, or removed behind the store's back)"
+                ),
+            )
+        }
     }
 
     fn error(&self, what: impl FnOnce() -> String, e: sqlx::Error) -> StoreError {
@@ -433,34 +738,21 @@ impl AuditLedger for SqlAuditLedger {
         if end <= start {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, Option<String>)> = with_pool!(self, p => {
-            sqlx::query_as(
-                "SELECT seq, leaf_hash FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq",
-            )
-            .bind(to_i64("start", start)?)
-            .bind(to_i64("end", end)?)
-            .fetch_all(p)
-            .await
-            .map_err(|e| self.error(|| "audit leaf hashes".into(), e))?
+        with_pool!(self, p => {
+            read_leaf_hashes!(p, start, end, |e| self.error(|| "audit leaf hashes".into(), e))
+        })
+    }
+
+    async fn subtree_hashes(&self, keys: &[SubtreeKey]) -> Result<Vec<Hash>, StoreError> {
+        let found = with_pool!(self, p => {
+            read_subtrees!(p, keys, |e| self.error(|| "audit subtree hashes".into(), e))?
         });
-        let mut hashes = Vec::with_capacity(rows.len());
-        let mut expected = start + 1;
-        for (seq, text) in rows {
-            let record = format!("audit_log {seq}");
-            if to_u64(&record, seq)? != expected {
-                return Err(corrupt(
-                    format!("audit_log {expected}"),
-                    "entry is missing (the sequence has a gap)",
-                ));
+        let mut hashes = Vec::with_capacity(keys.len());
+        for key in keys {
+            match found.get(key) {
+                Some(hash) => hashes.push(*hash),
+                None => return Err(self.missing_subtree(*key).await),
             }
-            let text = text.ok_or_else(|| corrupt(&record, "leaf_hash is missing"))?;
-            hashes.push(parse_hash(&record, "leaf_hash", &text)?);
-            expected += 1;
-        }
-        if expected != end + 1 {
-            return Err(StoreError::NotFound {
-                what: format!("audit entry seq {expected} (the log has fewer than {end} entries)"),
-            });
         }
         Ok(hashes)
     }

@@ -13,12 +13,13 @@ use common::TestDb;
 use std::sync::Arc;
 
 use gatehouse_core::audit::{AuditOutcome, AuditRecord};
-use gatehouse_core::audit_log::{AuditLedger, sign_tree_head};
+use gatehouse_core::audit_log::{AuditLedger, prove_consistency, prove_inclusion, sign_tree_head};
 use gatehouse_core::store::{Store, StoreError};
 use gatehouse_ledger::export::VerifyReport;
-use gatehouse_ledger::merkle::leaf_hash;
+use gatehouse_ledger::merkle::{leaf_hash, root_of_leaf_hashes};
 use gatehouse_ledger::{
     AuditEntry, ConsistencyProof, Hash, InclusionProof, LogSigningKey, Problem, SignedTreeHead,
+    SubtreeKey,
 };
 use gatehouse_store::{SqlAuditLedger, StoreConfig, open};
 use jiff::Timestamp;
@@ -55,6 +56,47 @@ impl TestDb {
         }
     }
 
+    /// One integer from a query on a separate raw connection.
+    async fn count(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.config() {
+            StoreConfig::Sqlite { data_dir } => {
+                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            StoreConfig::Postgres { url } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// The same attack on the subtree table: triggers off around `sql`.
+    async fn tamper_subtrees(&self, sql: &str) {
+        let script = if self.is_postgres() {
+            format!(
+                "BEGIN; ALTER TABLE audit_subtrees DISABLE TRIGGER USER; {sql}; \
+                 ALTER TABLE audit_subtrees ENABLE TRIGGER USER; COMMIT;"
+            )
+        } else {
+            format!(
+                "BEGIN; DROP TRIGGER audit_subtrees_refuse_update; \
+                 DROP TRIGGER audit_subtrees_refuse_delete; {sql}; \
+                 CREATE TRIGGER audit_subtrees_refuse_update BEFORE UPDATE ON audit_subtrees \
+                 BEGIN SELECT RAISE(ABORT, 'audit_subtrees is append-only: UPDATE refused'); END; \
+                 CREATE TRIGGER audit_subtrees_refuse_delete BEFORE DELETE ON audit_subtrees \
+                 BEGIN SELECT RAISE(ABORT, 'audit_subtrees is append-only: DELETE refused'); END; \
+                 COMMIT;"
+            )
+        };
+        self.raw(&script).await.unwrap();
+    }
+
     /// What an attacker with write access to the database does: switch the append-only
     /// triggers off around `sql`, in one transaction.
     async fn tamper(&self, sql: &str) {
@@ -86,6 +128,10 @@ suite!(
     deleted_row_is_named_by_export_and_verify,
     rows_from_before_the_ledger_are_hashed_on_the_next_append,
     unhashed_row_after_hashed_ones_stops_appends,
+    proofs_from_subtrees_equal_proofs_from_all_leaves,
+    subtree_table_is_filled_at_start_up_after_the_migration,
+    rows_from_before_the_ledger_get_subtrees_on_the_next_append,
+    tampered_subtree_row_fails_against_the_signed_head,
 );
 
 fn at(second: i64) -> Timestamp {
@@ -214,6 +260,10 @@ async fn concurrent_appends_form_one_hash_chain_and_proofs_verify(db: &TestDb) {
     consistency
         .verify(&head7.root_hash, &head20.root_hash)
         .unwrap();
+    // Concurrent appends filled the subtree table in leaf order: the cached proofs are the
+    // same proofs.
+    assert_same_proofs_as_all_leaves(ledger.as_ref(), &[7, 20]).await;
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(20));
 
     let report = export_and_verify(ledger.as_ref(), &key).await;
     assert!(report.is_intact(), "{report}");
@@ -270,6 +320,8 @@ async fn audit_and_ledger_tables_refuse_update_and_delete(db: &TestDb) {
         .unwrap();
     let before = all_entries(ledger.as_ref()).await;
 
+    // Two entries complete one subtree row (leaves 0..2), so the row triggers have a row.
+    assert_eq!(subtree_rows(db).await, 1);
     let mut attempts = vec![
         "UPDATE audit_log SET actor = 'mallory' WHERE seq = 1",
         "UPDATE audit_log SET leaf_hash = NULL, prev_hash = NULL WHERE seq = 1",
@@ -279,12 +331,15 @@ async fn audit_and_ledger_tables_refuse_update_and_delete(db: &TestDb) {
         "DELETE FROM audit_tree_heads",
         "UPDATE audit_log_keys SET public_key = 'x'",
         "DELETE FROM audit_log_keys",
+        "UPDATE audit_subtrees SET hash = '00'",
+        "DELETE FROM audit_subtrees",
     ];
     if db.is_postgres() {
         attempts.extend([
             "TRUNCATE audit_log",
             "TRUNCATE audit_tree_heads",
             "TRUNCATE audit_log_keys",
+            "TRUNCATE audit_subtrees",
         ]);
     }
     for sql in attempts {
@@ -294,6 +349,7 @@ async fn audit_and_ledger_tables_refuse_update_and_delete(db: &TestDb) {
     assert_eq!(all_entries(ledger.as_ref()).await, before);
     assert_eq!(ledger.tree_heads().await.unwrap().len(), 1);
     assert_eq!(ledger.log_keys().await.unwrap().len(), 1);
+    assert_eq!(subtree_rows(db).await, 1);
 }
 
 async fn modified_row_is_named_by_export_and_verify(db: &TestDb) {
@@ -413,4 +469,229 @@ async fn unhashed_row_after_hashed_ones_stops_appends(db: &TestDb) {
         StoreError::Corrupt { record, .. } => assert!(record.starts_with("audit_log"), "{record}"),
         other => panic!("expected Corrupt, got {other}"),
     }
+}
+
+async fn subtree_rows(db: &TestDb) -> i64 {
+    db.count("SELECT COUNT(*) FROM audit_subtrees").await
+}
+
+/// Every perfect subtree of level >= 1 inside `size` leaves: one row each.
+fn expected_subtree_rows(size: u64) -> i64 {
+    (1..64).map(|level| (size >> level) as i64).sum()
+}
+
+/// For each tree size, every inclusion proof and both roots, and the consistency proofs between
+/// every pair of sizes, from the subtree cache equal what the all-leaves functions compute
+/// from the stored leaf hashes, byte for byte.
+async fn assert_same_proofs_as_all_leaves(ledger: &dyn AuditLedger, sizes: &[u64]) {
+    for &n in sizes {
+        let leaves = ledger.leaf_hashes(0, n).await.unwrap();
+        for m in 0..n {
+            let cached = prove_inclusion(ledger, m, n).await.unwrap();
+            assert_eq!(
+                cached.proof,
+                InclusionProof::build(&leaves, m, n).unwrap(),
+                "inclusion of leaf {m} in {n}"
+            );
+            assert_eq!(cached.root, root_of_leaf_hashes(&leaves), "root of {n}");
+            cached
+                .proof
+                .verify(&leaves[m as usize], &cached.root)
+                .unwrap();
+        }
+        for &first in sizes.iter().filter(|&&f| f <= n) {
+            let cached = prove_consistency(ledger, first, n).await.unwrap();
+            assert_eq!(
+                cached.proof,
+                ConsistencyProof::build(&leaves, first, n).unwrap(),
+                "consistency {first} -> {n}"
+            );
+            assert_eq!(
+                cached.first_root,
+                root_of_leaf_hashes(&leaves[..first as usize])
+            );
+            cached
+                .proof
+                .verify(&cached.first_root, &cached.second_root)
+                .unwrap();
+        }
+    }
+}
+
+async fn proofs_from_subtrees_equal_proofs_from_all_leaves(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    for i in 0..37 {
+        store.append_audit(&record(i)).await.unwrap();
+    }
+    // Amortised one row per append: every completed subtree, nothing else.
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(37));
+    assert_same_proofs_as_all_leaves(
+        ledger.as_ref(),
+        &[1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 32, 33, 37],
+    )
+    .await;
+
+    // Against signed heads, as a client checks them.
+    let key = key();
+    let head = sign_tree_head(ledger.as_ref(), &key, 37, at(1_800_000_000))
+        .await
+        .unwrap();
+    let older = sign_tree_head(ledger.as_ref(), &key, 11, at(1_800_000_001))
+        .await
+        .unwrap();
+    let leaves = ledger.leaf_hashes(0, 37).await.unwrap();
+    let proven = prove_inclusion(ledger.as_ref(), 12, 37).await.unwrap();
+    assert_eq!(proven.root, head.root_hash);
+    proven.proof.verify(&leaves[12], &head.root_hash).unwrap();
+    let proven = prove_consistency(ledger.as_ref(), 11, 37).await.unwrap();
+    proven
+        .proof
+        .verify(&older.root_hash, &head.root_hash)
+        .unwrap();
+
+    // Keys beyond the log are not found; one query serves levels 0 and up, in the asked order.
+    let keys = [
+        SubtreeKey { level: 2, index: 3 },
+        SubtreeKey::leaf(36),
+        SubtreeKey { level: 5, index: 0 },
+    ];
+    let hashes = ledger.subtree_hashes(&keys).await.unwrap();
+    assert_eq!(hashes[0], root_of_leaf_hashes(&leaves[12..16]));
+    assert_eq!(hashes[1], leaves[36]);
+    assert_eq!(hashes[2], root_of_leaf_hashes(&leaves[..32]));
+    for beyond in [
+        SubtreeKey::leaf(37),
+        SubtreeKey {
+            level: 1,
+            index: 18,
+        },
+    ] {
+        assert!(
+            matches!(
+                ledger.subtree_hashes(&[beyond]).await,
+                Err(StoreError::NotFound { .. })
+            ),
+            "{beyond:?}"
+        );
+    }
+}
+
+async fn subtree_table_is_filled_at_start_up_after_the_migration(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    for i in 0..23 {
+        store.append_audit(&record(i)).await.unwrap();
+    }
+    let key = key();
+    let head = sign_tree_head(ledger.as_ref(), &key, 23, at(1_800_000_000))
+        .await
+        .unwrap();
+    // A log hashed before migration 0430: the table exists but is empty.
+    db.tamper_subtrees("DELETE FROM audit_subtrees").await;
+    assert_eq!(subtree_rows(db).await, 0);
+    assert!(matches!(
+        prove_inclusion(ledger.as_ref(), 3, 23).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+
+    // The adapter fills it when it starts, once.
+    let ledger: Arc<dyn AuditLedger> =
+        Arc::new(SqlAuditLedger::connect(&db.config()).await.unwrap());
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(23));
+    let _again = SqlAuditLedger::connect(&db.config()).await.unwrap();
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(23));
+    assert_same_proofs_as_all_leaves(ledger.as_ref(), &[1, 6, 8, 13, 16, 23]).await;
+    let leaves = ledger.leaf_hashes(0, 23).await.unwrap();
+    let proven = prove_inclusion(ledger.as_ref(), 22, 23).await.unwrap();
+    proven.proof.verify(&leaves[22], &head.root_hash).unwrap();
+
+    // Appends found it behind too: emptied again, the next append fills it before its own rows.
+    db.tamper_subtrees("DELETE FROM audit_subtrees").await;
+    store.append_audit(&record(23)).await.unwrap();
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(24));
+    // An even leaf completes nothing and reads nothing; the next odd one notices.
+    db.tamper_subtrees("DELETE FROM audit_subtrees").await;
+    store.append_audit(&record(24)).await.unwrap();
+    assert_eq!(subtree_rows(db).await, 0);
+    store.append_audit(&record(25)).await.unwrap();
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(26));
+    assert_same_proofs_as_all_leaves(ledger.as_ref(), &[5, 24, 26]).await;
+}
+
+async fn rows_from_before_the_ledger_get_subtrees_on_the_next_append(db: &TestDb) {
+    let (store, _ledger) = db.open().await;
+    // Unhashed rows (before migration 0400): nothing to fill at start-up yet.
+    db.raw(
+        "INSERT INTO audit_log (seq, at_ns, actor, action, target, outcome, detail) VALUES \
+         (1, 1800000000000000000, 'system', 'pack.load', 'pack:x', 'succeeded', '{}'), \
+         (2, 1800000000000000001, 'alice', 'release.create', 'release:1', 'denied', '{}'), \
+         (3, 1800000000000000002, 'alice', 'release.create', 'release:2', 'succeeded', '{}'), \
+         (4, 1800000000000000003, 'bob', 'release.approve', 'release:2', 'succeeded', '{}'), \
+         (5, 1800000000000000004, 'bob', 'release.approve', 'release:1', 'failed', '{}')",
+    )
+    .await
+    .unwrap();
+    let ledger: Arc<dyn AuditLedger> =
+        Arc::new(SqlAuditLedger::connect(&db.config()).await.unwrap());
+    assert_eq!(subtree_rows(db).await, 0);
+    assert_eq!(store.append_audit(&record(6)).await.unwrap(), 6);
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(6));
+    assert_same_proofs_as_all_leaves(ledger.as_ref(), &[1, 2, 3, 4, 5, 6]).await;
+}
+
+async fn tampered_subtree_row_fails_against_the_signed_head(db: &TestDb) {
+    let (store, ledger) = db.open().await;
+    for i in 0..13 {
+        store.append_audit(&record(i)).await.unwrap();
+    }
+    let key = key();
+    let head = sign_tree_head(ledger.as_ref(), &key, 13, at(1_800_000_000))
+        .await
+        .unwrap();
+    head.verify(&key.verifying_key()).unwrap();
+    let leaves = ledger.leaf_hashes(0, 13).await.unwrap();
+    prove_inclusion(ledger.as_ref(), 0, 13)
+        .await
+        .unwrap()
+        .proof
+        .verify(&leaves[0], &head.root_hash)
+        .unwrap();
+
+    // The subtree of leaves 4..8, on the audit path of leaf 0, replaced by another hash.
+    let forged = root_of_leaf_hashes(&leaves[8..12]).to_hex();
+    db.tamper_subtrees(&format!(
+        "UPDATE audit_subtrees SET hash = '{forged}' WHERE level = 2 AND idx = 1"
+    ))
+    .await;
+    // The server's root (leaves 0..8, 8..12, 12) does not use that row, so it still matches:
+    // the forged path is what the signed head exposes.
+    let proven = prove_inclusion(ledger.as_ref(), 0, 13).await.unwrap();
+    assert_eq!(proven.root, head.root_hash);
+    assert!(proven.proof.verify(&leaves[0], &head.root_hash).is_err());
+    let older = sign_tree_head(ledger.as_ref(), &key, 4, at(1_800_000_001))
+        .await
+        .unwrap();
+    let consistency = prove_consistency(ledger.as_ref(), 4, 13).await.unwrap();
+    assert!(
+        consistency
+            .proof
+            .verify(&older.root_hash, &head.root_hash)
+            .is_err()
+    );
+    // Proofs that do not pass through the row still verify.
+    prove_inclusion(ledger.as_ref(), 10, 13)
+        .await
+        .unwrap()
+        .proof
+        .verify(&leaves[10], &head.root_hash)
+        .unwrap();
+    // The leaf hashes are untouched: the all-leaves proof still verifies, and heads are
+    // computed from leaf hashes, never from the cache.
+    InclusionProof::build(&leaves, 0, 13)
+        .unwrap()
+        .verify(&leaves[0], &head.root_hash)
+        .unwrap();
+    let fresh = sign_tree_head(ledger.as_ref(), &key, 12, at(1_800_000_002))
+        .await
+        .unwrap();
+    assert_eq!(fresh.root_hash, root_of_leaf_hashes(&leaves[..12]));
 }

@@ -8,8 +8,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use gatehouse_core::audit::AuditOutcome;
+use gatehouse_core::audit_log::{prove_consistency, prove_inclusion};
 use gatehouse_core::store::{MAX_PAGE_SIZE, StoreError};
-use gatehouse_ledger::{ConsistencyProof, Hash, InclusionProof, LogVerifyingKey, SignedTreeHead};
+use gatehouse_ledger::{Hash, LogVerifyingKey, SignedTreeHead};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -78,8 +79,9 @@ pub async fn list_audit(
 }
 
 // The tamper-evident log: signed tree heads, proofs and the log's public keys. Proofs are
-// computed from the leaf hashes stored at append time, and an entry whose row no longer hashes
-// to its stored leaf is reported as tampered rather than proven.
+// computed from the hashes stored at append time (the O(log n) perfect subtrees a proof needs,
+// `gatehouse_core::audit_log::prove_inclusion`), and an entry whose row no longer hashes to its
+// stored leaf is reported as tampered rather than proven.
 
 /// A signed tree head, exactly as `gatehouse_ledger::SignedTreeHead` (de)serialises it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -323,11 +325,10 @@ pub async fn inclusion_proof(
             format!("must be between 1 and the tree size ({tree_size})"),
         ));
     }
-    let leaves = ledger
-        .leaf_hashes(0, tree_size)
-        .await
-        .map_err(|e| ledger_error("reading leaf hashes", e))?;
     let leaf_index = query.seq - 1;
+    let proven = prove_inclusion(ledger, leaf_index, tree_size)
+        .await
+        .map_err(|e| ledger_error("building an inclusion proof", e))?;
     let entry = ledger
         .encoded_entries(leaf_index, 1)
         .await
@@ -344,16 +345,14 @@ pub async fn inclusion_proof(
             query.seq
         )));
     }
-    let proof = InclusionProof::build(&leaves, leaf_index, tree_size)
-        .map_err(|e| ApiError::internal("building an inclusion proof", e))?;
     Ok(Json(InclusionProofBody {
         seq: query.seq,
         leaf_index,
         tree_size,
         entry: String::from_utf8_lossy(&entry.bytes).into_owned(),
         leaf_hash,
-        path: proof.path,
-        root_hash: gatehouse_ledger::merkle::root_of_leaf_hashes(&leaves),
+        path: proven.proof.path,
+        root_hash: proven.root,
     }))
 }
 
@@ -391,18 +390,14 @@ pub async fn consistency_proof(
             format!("must be between 1 and second ({})", query.second),
         ));
     }
-    let leaves = ledger
-        .leaf_hashes(0, query.second)
+    let proven = prove_consistency(ledger, query.first, query.second)
         .await
-        .map_err(|e| ledger_error("reading leaf hashes", e))?;
-    let proof = ConsistencyProof::build(&leaves, query.first, query.second)
-        .map_err(|e| ApiError::internal("building a consistency proof", e))?;
-    let first_len = usize::try_from(query.first).map_err(|e| ApiError::internal("tree size", e))?;
+        .map_err(|e| ledger_error("building a consistency proof", e))?;
     Ok(Json(ConsistencyProofBody {
-        first_size: proof.first_size,
-        second_size: proof.second_size,
-        path: proof.path,
-        first_root: gatehouse_ledger::merkle::root_of_leaf_hashes(&leaves[..first_len]),
-        second_root: gatehouse_ledger::merkle::root_of_leaf_hashes(&leaves),
+        first_size: proven.proof.first_size,
+        second_size: proven.proof.second_size,
+        path: proven.proof.path,
+        first_root: proven.first_root,
+        second_root: proven.second_root,
     }))
 }
