@@ -155,7 +155,11 @@ fn main() {
             (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
         };
         let (c0, t0) = (cpu(), Instant::now());
-        let rounds = 10;
+        // BENCH_ROUNDS: passes over the file (default 10; fewer under callgrind).
+        let rounds = std::env::var("BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(10);
         for _ in 0..rounds {
             std::hint::black_box(pass(&lines, 1, work));
         }

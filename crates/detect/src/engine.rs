@@ -35,7 +35,7 @@ use crate::event::{
 use crate::rule::{
     CorrelationRule, Level, LogSource, RuleSet, SearchIdentifier, Selection, SigmaRule, SourceRef,
 };
-use crate::value::{FieldTest, RefMode, Shape, TimePart, ValueMatcher, fold_case};
+use crate::value::{FieldTest, RefMode, Shape, TimePart, ValueMatcher, fold_case, fold_case_into};
 use crate::windows::{EventSource, logsource_applies};
 
 type AtomId = u32;
@@ -68,6 +68,17 @@ struct Atom {
     /// A regular expression with a literal every match must contain ([`regex_literal`]): the
     /// field's automaton searches the literal, and the regex runs only when it was found.
     gate: Option<String>,
+}
+
+/// How an atom gets its value in an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtomKind {
+    /// Set by the field automata only (false unless a hit set it).
+    Automaton,
+    /// A regex evaluated only when its required literal was found.
+    Gated,
+    /// Evaluated when a rule's condition reaches it.
+    Lazy,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -194,8 +205,9 @@ pub struct LineMatches {
 #[derive(Debug, Default)]
 pub struct Scratch {
     generation: u32,
-    atom_gen: Vec<u32>,
-    atom_val: Vec<bool>,
+    /// Per atom, `generation << 1 | value` once decided in this event: one load answers
+    /// both "decided?" and "value" (generations stay below 2^31).
+    atom_state: Vec<u32>,
     /// Generation in which a gated regex's literal was found.
     gate_gen: Vec<u32>,
     rule_gen: Vec<u32>,
@@ -209,6 +221,8 @@ pub struct Scratch {
     leaves: Vec<Val<'static>>,
     /// The raw line in ASCII lowercase, for the keyword prefilter.
     lowered_line: Vec<u8>,
+    /// One case-folded scalar at a time, for the keyword automaton.
+    keyword_buf: String,
     /// The scanned line of [`Engine::match_json_line`], kept between events.
     tape: crate::json::Tape,
     windows_sources: rustc_hash::FxHashMap<String, rustc_hash::FxHashMap<i64, Arc<SourceRules>>>,
@@ -218,16 +232,15 @@ pub struct Scratch {
 impl Scratch {
     fn begin(&mut self, atoms: usize, rules: usize, bindings: usize) {
         self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
+        if self.generation == 0 || self.generation > u32::MAX >> 1 {
             // Wrapped: old marks could collide with the new generation, so clear them.
-            self.atom_gen.iter_mut().for_each(|g| *g = 0);
+            self.atom_state.iter_mut().for_each(|g| *g = 0);
             self.gate_gen.iter_mut().for_each(|g| *g = 0);
             self.rule_gen.iter_mut().for_each(|g| *g = 0);
             self.folded_gen.iter_mut().for_each(|g| *g = 0);
             self.generation = 1;
         }
-        self.atom_gen.resize(atoms, 0);
-        self.atom_val.resize(atoms, false);
+        self.atom_state.resize(atoms, 0);
         self.gate_gen.resize(atoms, 0);
         self.rule_gen.resize(rules, 0);
         if self.folded.len() < bindings {
@@ -326,6 +339,15 @@ fn val_fieldref_matches(mode: RefMode, cased: bool, left: Val<'_>, right: Val<'_
     }
 }
 
+/// The raw JSON text of an event, for the keyword prefilter.
+#[derive(Clone, Copy)]
+struct RawLine<'a> {
+    bytes: &'a [u8],
+    /// Whether a string has a `\u` or `\/` escape, when the scanner already knows;
+    /// `None`: search the text.
+    hiding_escapes: Option<bool>,
+}
+
 /// Correlation rules resolved against the engine's rules.
 #[derive(Debug, Clone)]
 pub struct ResolvedCorrelation {
@@ -348,6 +370,8 @@ pub enum CorrelationRef {
 pub struct Engine {
     fields: FieldIndex,
     atoms: Vec<Atom>,
+    /// [`AtomKind`] of each atom, dense.
+    atom_kinds: Vec<AtomKind>,
     automata: Vec<FieldAutomata>,
     rules: Vec<CompiledRule>,
     atom_triggers: Vec<Vec<u32>>,
@@ -359,6 +383,9 @@ pub struct Engine {
     /// matches from the raw input line before extracting and scanning every value.
     keyword_prefilter: Option<AhoCorasick>,
     sources: Mutex<HashMap<EventSource, Arc<SourceRules>>>,
+    /// Per-source keyword prefilters by needle set: most sources share one set (building
+    /// one per source took longer than matching a small file).
+    keyword_prefilters: Mutex<HashMap<Vec<String>, Option<AhoCorasick>>>,
     correlations: Vec<ResolvedCorrelation>,
     /// Declared event sources (field mappings, logsource narrowing): see [`crate::mapping`].
     pub(crate) source_map: Option<Arc<crate::mapping::SourceMap>>,
@@ -728,9 +755,23 @@ impl Engine {
         let lazy_keywords = b.atoms.iter().any(|a| a.field.is_none() && !a.by_automaton);
         let keyword_prefilter = raw_keyword_prefilter(&keyword_needles, lazy_keywords);
         let has_keywords = b.atoms.iter().any(|a| a.field.is_none());
+        let atom_kinds = b
+            .atoms
+            .iter()
+            .map(|a| {
+                if a.by_automaton {
+                    AtomKind::Automaton
+                } else if a.gate.is_some() {
+                    AtomKind::Gated
+                } else {
+                    AtomKind::Lazy
+                }
+            })
+            .collect();
         Engine {
             fields: b.fields,
             atoms: b.atoms,
+            atom_kinds,
             automata,
             rules,
             atom_triggers,
@@ -738,6 +779,7 @@ impl Engine {
             keyword_prefilter,
             keywords: build_searchers(keyword_needles),
             sources: Mutex::new(HashMap::new()),
+            keyword_prefilters: Mutex::new(HashMap::new()),
             correlations,
             source_map: None,
         }
@@ -824,7 +866,22 @@ impl Engine {
             }
             needles.sort_by(|x, y| x.0.cmp(&y.0));
             needles.dedup_by(|x, y| x.0 == y.0);
-            lowered_keyword_prefilter(&needles)
+            let key: Vec<String> = needles.iter().map(|n| n.0.clone()).collect();
+            let cached = self
+                .keyword_prefilters
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&key).cloned());
+            match cached {
+                Some(prefilter) => prefilter,
+                None => {
+                    let built = lowered_keyword_prefilter(&needles);
+                    if let Ok(mut c) = self.keyword_prefilters.lock() {
+                        c.insert(key, built.clone());
+                    }
+                    built
+                }
+            }
         } else {
             None
         };
@@ -861,7 +918,11 @@ impl Engine {
             let mut tape = std::mem::take(&mut scratch.tape);
             if tape.parse(text) {
                 let root = tape.root(text);
-                let matches = self.match_node(root, Some(line), scratch);
+                let raw = RawLine {
+                    bytes: line,
+                    hiding_escapes: Some(tape.hiding_escapes),
+                };
+                let matches = self.match_node(root, Some(raw), scratch);
                 let timestamp = if matches.is_empty() {
                     None
                 } else {
@@ -890,6 +951,10 @@ impl Engine {
         raw: Option<&[u8]>,
         scratch: &mut Scratch,
     ) -> Vec<RuleMatch> {
+        let raw = raw.map(|bytes| RawLine {
+            bytes,
+            hiding_escapes: None,
+        });
         self.match_node(doc, raw, scratch)
     }
 
@@ -897,7 +962,7 @@ impl Engine {
     fn match_node<'d, J: JsonNode<'d>>(
         &self,
         doc: J,
-        raw: Option<&[u8]>,
+        raw: Option<RawLine<'_>>,
         scratch: &mut Scratch,
     ) -> Vec<RuleMatch> {
         let key = source_key_of(doc);
@@ -943,15 +1008,23 @@ impl Engine {
         let keywords_possible = sources.needs_keywords
             && !self.keywords.is_empty()
             && match (raw, &sources.keyword_prefilter) {
-                (Some(raw), Some(prefilter)) => {
+                (
+                    Some(RawLine {
+                        bytes: raw,
+                        hiding_escapes,
+                    }),
+                    Some(prefilter),
+                ) => {
                     // `\u` and `\/` escapes could hide a needle from the raw scan: scan values
-                    // then. The only characters whose lowercase contains ASCII letters are the
-                    // Kelvin sign (to `k`) and the capital I with dot (to `i` + U+0307).
-                    memchr::memmem::find(raw, b"\\u").is_some()
-                        || memchr::memmem::find(raw, b"\\/").is_some()
-                        || (!raw.is_ascii()
-                            && (memchr::memmem::find(raw, "\u{212A}".as_bytes()).is_some()
-                                || memchr::memmem::find(raw, "\u{130}".as_bytes()).is_some()))
+                    // then (the scanner already knows whether there are any). The only
+                    // characters whose lowercase contains ASCII letters are the Kelvin sign (to
+                    // `k`) and the capital I with dot (to `i` + U+0307).
+                    hiding_escapes.unwrap_or_else(|| {
+                        memchr::memmem::find(raw, b"\\u").is_some()
+                            || memchr::memmem::find(raw, b"\\/").is_some()
+                    }) || (!raw.is_ascii()
+                        && (memchr::memmem::find(raw, "\u{212A}".as_bytes()).is_some()
+                            || memchr::memmem::find(raw, "\u{130}".as_bytes()).is_some()))
                         || {
                             let lower = &mut scratch.lowered_line;
                             lower.clear();
@@ -996,21 +1069,17 @@ impl Engine {
         }
 
         if keywords_possible {
-            let mut buf = String::new();
+            let mut buf = std::mem::take(&mut scratch.keyword_buf);
             for leaf in &view.leaves {
                 if let Some(text) = leaf.text() {
                     buf.clear();
-                    if text.is_ascii() {
-                        buf.push_str(&text);
-                        buf.make_ascii_lowercase();
-                    } else {
-                        buf.push_str(&fold_case(&text));
-                    }
+                    fold_case_into(&text, &mut buf);
                     for set in &self.keywords {
                         self.run_acset(set, &buf, scratch);
                     }
                 }
             }
+            scratch.keyword_buf = buf;
         }
 
         // Candidate rules: triggered ones that apply to this source, plus untriggered ones.
@@ -1117,7 +1186,7 @@ impl Engine {
                 }
                 continue;
             }
-            if scratch.atom_gen[a] == generation && scratch.atom_val[a] {
+            if scratch.atom_state[a] == generation << 1 | 1 {
                 continue;
             }
             let ok = match kind {
@@ -1130,8 +1199,7 @@ impl Engine {
                 },
             };
             if ok {
-                scratch.atom_gen[a] = generation;
-                scratch.atom_val[a] = true;
+                scratch.atom_state[a] = generation << 1 | 1;
                 scratch.hit_atoms.push(atom);
             }
         }
@@ -1159,21 +1227,22 @@ impl Engine {
         }
     }
 
+    #[inline]
     fn atom_value(&self, a: AtomId, view: &EventView<'_>, scratch: &mut Scratch) -> bool {
         let ai = a as usize;
         let generation = scratch.generation;
-        if scratch.atom_gen[ai] == generation {
-            return scratch.atom_val[ai];
+        let state = scratch.atom_state[ai];
+        if state >> 1 == generation {
+            return state & 1 == 1;
         }
-        let atom = &self.atoms[ai];
-        let value =
-            if atom.by_automaton || (atom.gate.is_some() && scratch.gate_gen[ai] != generation) {
-                false
-            } else {
-                self.evaluate_atom(atom, view, scratch)
-            };
-        scratch.atom_gen[ai] = generation;
-        scratch.atom_val[ai] = value;
+        // The compact kind table, not the atom: most atoms asked about are automaton atoms
+        // that did not fire, and the atoms themselves are large and spread out in memory.
+        let value = match self.atom_kinds[ai] {
+            AtomKind::Automaton => false,
+            AtomKind::Gated if scratch.gate_gen[ai] != generation => false,
+            AtomKind::Gated | AtomKind::Lazy => self.evaluate_atom(&self.atoms[ai], view, scratch),
+        };
+        scratch.atom_state[ai] = generation << 1 | u32::from(value);
         value
     }
 
@@ -1327,7 +1396,7 @@ fn raw_keyword_prefilter(needles: &[Needle], has_lazy_keywords: bool) -> Option<
         .ok()
 }
 
-/// The longest literal (at least 4 characters, ASCII, lowercase) that every match of the
+/// The longest literal (at least 3 characters, ASCII, lowercase) that every match of the
 /// regular expression `pattern` contains, in a form the folded field automata can search:
 /// if the regex matches a value, the case-folded value contains the literal.
 ///
@@ -1389,7 +1458,7 @@ fn regex_literal(pattern: &str) -> Option<String> {
         }
     }
     end_run(&mut run, &mut best);
-    (best.len() >= 4).then_some(best)
+    (best.len() >= 3).then_some(best)
 }
 
 /// Whether the raw text of a line cannot hide this keyword needle: ASCII without control
@@ -1464,12 +1533,7 @@ fn ensure_folded(scratch: &mut Scratch, bi: usize, v: Val<'_>) {
     let buf = &mut scratch.folded[bi];
     buf.clear();
     if let Some(text) = v.text() {
-        if text.is_ascii() {
-            buf.push_str(&text);
-            buf.make_ascii_lowercase();
-        } else {
-            buf.push_str(&fold_case(&text));
-        }
+        fold_case_into(&text, buf);
     }
     scratch.folded_gen[bi] = scratch.generation;
 }
@@ -1590,7 +1654,10 @@ mod tests {
             (r"\$env:Public\[\s*\d{1,3}", Some("$env:public[")),
             (r"^C:\\Windows\\", Some("c:\\window")),
             (r"\bipconfig\b", Some("ipconfig")),
-            (r"abc", None),
+            (r"abc", Some("abc")),
+            (r"arp\s+-a", Some("arp")),
+            (r"nbtstat\s+-n", Some("nbt")),
+            (r"ab", None),
             (r"abcd|efgh", None),
             (r"(?:abcd)+", None),
             (r"kkkk", Some("kkkk")),
@@ -1607,10 +1674,11 @@ mod tests {
         fn regex_literal_is_in_every_folded_match(
             pattern in prop::sample::select(vec![
                 r"kerb\w+", r"ab\s*cd+ef", r"\bwork[0-9]", r"x.yzzk", r"(?i)KEY\d", r"é+abcd",
+                r"arp\s+-a", r"nbtstat\s+-n", r"k\wy",
             ]),
             insensitive in any::<bool>(),
             text in "[a-zA-Z0-9 \u{212A}\u{17F}\u{130}é_]{0,12}",
-            middle in prop::sample::select(vec!["kerbX", "abcdef", "ab cddef", "work7", "xQyzzk", "key1", "KEY9", "\u{212A}ey4", "éabcd"]),
+            middle in prop::sample::select(vec!["kerbX", "abcdef", "ab cddef", "work7", "xQyzzk", "key1", "KEY9", "\u{212A}ey4", "éabcd", "ARP  -a", "nbt\u{17F}tat -n", "NBTSTAT -N", "\u{212A}ey"]),
         ) {
             let re = regex::RegexBuilder::new(pattern).case_insensitive(insensitive).build().unwrap();
             let Some(literal) = regex_literal(pattern) else { return Ok(()) };

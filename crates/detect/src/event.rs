@@ -133,13 +133,15 @@ impl<'a> JsonNode<'a> for &'a Value {
 }
 
 impl<'a> JsonNode<'a> for JsonRef<'a> {
+    #[inline]
     fn val(self) -> Val<'a> {
-        match self.kind() {
+        let (kind, text) = self.node_text();
+        match kind {
             Kind::Null => Val::Null,
             Kind::True => Val::Bool(true),
             Kind::False => Val::Bool(false),
-            Kind::Num => Val::RawNumber(self.text().unwrap_or("0")),
-            Kind::Str | Kind::StrBuf => Val::Str(self.text().unwrap_or("")),
+            Kind::Num => Val::RawNumber(text),
+            Kind::Str | Kind::StrBuf => Val::Str(text),
             Kind::Obj | Kind::Arr => Val::Composite,
         }
     }
@@ -264,8 +266,10 @@ pub fn build_view_for<'a, J: JsonNode<'a>>(
 ) {
     view.bindings.clear();
     view.leaves.clear();
-    let mut name_buf = String::new();
-    let mut stack: Vec<(J, Option<&TrieNode>, Ctx)> = vec![(doc, Some(&index.trie), Ctx::Root)];
+    // Sized for Windows events up front: growing them took more than the rest of the setup.
+    let mut name_buf = String::with_capacity(64);
+    let mut stack: Vec<(J, Option<&TrieNode>, Ctx)> = Vec::with_capacity(32);
+    stack.push((doc, Some(&index.trie), Ctx::Root));
     let leaf = |v: Val<'a>, leaves: &mut Vec<Val<'a>>| {
         if with_leaves && !v.is_null() {
             leaves.push(v);

@@ -62,6 +62,10 @@ pub struct Tape {
     pub(crate) buf: String,
     stack: Vec<Frame>,
     keys: Vec<(u32, u32)>,
+    /// Whether a string of the line has a `\u` or `\/` escape: only those can hide text from
+    /// a search of the raw line (the engine's keyword prefilter asks, instead of searching the
+    /// line for them again).
+    pub(crate) hiding_escapes: bool,
 }
 
 impl std::fmt::Debug for Tape {
@@ -138,10 +142,11 @@ impl Tape {
         self.buf.clear();
         self.stack.clear();
         self.keys.clear();
+        self.hiding_escapes = false;
         if u32::try_from(line.len()).is_err() {
             return false;
         }
-        self.scan(line.as_bytes()).is_some()
+        self.scan(line).is_some()
     }
 
     fn push(&mut self, kind: Kind, a: usize, b: usize) {
@@ -153,7 +158,8 @@ impl Tape {
         });
     }
 
-    fn scan(&mut self, b: &[u8]) -> Option<()> {
+    fn scan(&mut self, line: &str) -> Option<()> {
+        let b = line.as_bytes();
         let mut i = 0;
         loop {
             // A value is expected at `i`.
@@ -185,7 +191,7 @@ impl Tape {
                         continue;
                     }
                 }
-                b'"' => i = self.string(b, i + 1)?,
+                b'"' => i = self.string(line, i + 1)?,
                 b't' => i = self.literal(b, i, b"true", Kind::True)?,
                 b'f' => i = self.literal(b, i, b"false", Kind::False)?,
                 b'n' => i = self.literal(b, i, b"null", Kind::Null)?,
@@ -320,8 +326,10 @@ impl Tape {
     }
 
     /// A string whose opening quote is before `start`; returns the position after the closing
-    /// quote.
-    fn string(&mut self, b: &[u8], start: usize) -> Option<usize> {
+    /// quote. Unescaped runs are copied as slices of `line` (they start and end next to ASCII
+    /// bytes, so on character boundaries): no UTF-8 check per run.
+    fn string(&mut self, line: &str, start: usize) -> Option<usize> {
+        let b = line.as_bytes();
         let mut i = find_special(b, start);
         match *b.get(i)? {
             b'"' => {
@@ -332,8 +340,8 @@ impl Tape {
             _ => return None,
         }
         let from = self.buf.len();
-        // The bytes so far are valid UTF-8 (the whole line is) and end before an ASCII `\`.
-        self.buf.push_str(std::str::from_utf8(&b[start..i]).ok()?);
+        // The bytes so far end before an ASCII `\`.
+        self.buf.push_str(line.get(start..i)?);
         loop {
             match *b.get(i)? {
                 b'"' => break,
@@ -343,13 +351,17 @@ impl Tape {
                     let c = match esc {
                         b'"' => '"',
                         b'\\' => '\\',
-                        b'/' => '/',
+                        b'/' => {
+                            self.hiding_escapes = true;
+                            '/'
+                        }
                         b'b' => '\u{8}',
                         b'f' => '\u{c}',
                         b'n' => '\n',
                         b'r' => '\r',
                         b't' => '\t',
                         b'u' => {
+                            self.hiding_escapes = true;
                             let hi = hex4(b, i)?;
                             i += 4;
                             let code = if (0xD800..0xDC00).contains(&hi) {
@@ -375,7 +387,7 @@ impl Tape {
                 c if c < 0x20 => return None,
                 _ => {
                     let end = find_special(b, i);
-                    self.buf.push_str(std::str::from_utf8(&b[i..end]).ok()?);
+                    self.buf.push_str(line.get(i..end)?);
                     i = end;
                 }
             }
@@ -404,6 +416,7 @@ pub struct JsonRef<'a> {
 }
 
 impl<'a> JsonRef<'a> {
+    #[inline]
     fn node(&self) -> Node {
         self.tape.nodes.get(self.idx).copied().unwrap_or(Node {
             kind: Kind::Null,
@@ -426,7 +439,11 @@ impl<'a> JsonRef<'a> {
         }
     }
     fn span(&self) -> &'a str {
-        let n = self.node();
+        self.span_of(self.node())
+    }
+    /// The text of node `n` of this tape (one node load for callers that already have it).
+    #[inline]
+    fn span_of(&self, n: Node) -> &'a str {
         let (a, b) = (n.a as usize, n.a as usize + n.b as usize);
         match n.kind {
             Kind::StrBuf => self.tape.buf.get(a..b).unwrap_or(""),
@@ -434,12 +451,11 @@ impl<'a> JsonRef<'a> {
             _ => "",
         }
     }
-    /// The text of a string, or of a number as written in the line.
-    pub(crate) fn text(&self) -> Option<&'a str> {
-        match self.kind() {
-            Kind::Str | Kind::StrBuf | Kind::Num => Some(self.span()),
-            _ => None,
-        }
+    /// The node and its text (empty for non-strings), from one load.
+    #[inline]
+    pub(crate) fn node_text(&self) -> (Kind, &'a str) {
+        let n = self.node();
+        (n.kind, self.span_of(n))
     }
     /// Members of an object (empty for anything else).
     pub(crate) fn members(self) -> impl Iterator<Item = (&'a str, JsonRef<'a>)> {
@@ -453,10 +469,10 @@ impl<'a> JsonRef<'a> {
             if k >= end {
                 return None;
             }
-            let key = self.at(k);
+            let key = self.at(k).span();
             let value = self.at(k + 1);
             k = value.next();
-            Some((key.span(), value))
+            Some((key, value))
         })
     }
     /// Items of an array (empty for anything else).

@@ -280,7 +280,15 @@ impl Pattern {
             match star {
                 Some((sti, spos)) => match text[spos..].chars().next() {
                     Some(c) => {
-                        let next = spos + c.len_utf8();
+                        let mut next = spos + c.len_utf8();
+                        // A literal after the `*` fails at every position before its next
+                        // occurrence: go there directly (same result, no per-character retry).
+                        if let Some(Tok::Lit(l)) = toks.get(sti + 1) {
+                            match text[next..].find(l.as_str()) {
+                                Some(skip) => next += skip,
+                                None => return false,
+                            }
+                        }
                         star = Some((sti, next));
                         ti = sti + 1;
                         pos = next;
@@ -316,7 +324,36 @@ pub fn fold_case(text: &str) -> String {
     if text.is_ascii() {
         return text.to_ascii_lowercase();
     }
-    text.chars().flat_map(char::to_lowercase).collect()
+    let mut out = String::with_capacity(text.len());
+    fold_case_into(text, &mut out);
+    out
+}
+
+/// [`fold_case`] appended to `out` (a reused buffer): ASCII runs are copied and lowered in
+/// bulk, only other characters go through `char::to_lowercase`.
+pub(crate) fn fold_case_into(text: &str, out: &mut String) {
+    if text.is_ascii() {
+        let from = out.len();
+        out.push_str(text);
+        out[from..].make_ascii_lowercase();
+        return;
+    }
+    let mut rest = text;
+    while !rest.is_empty() {
+        let ascii = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(ascii);
+        let from = out.len();
+        out.push_str(run);
+        out[from..].make_ascii_lowercase();
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            out.extend(c.to_lowercase());
+        }
+        rest = chars.as_str();
+    }
 }
 
 /// Comparison operators of numeric and time modifiers.
@@ -1071,5 +1108,38 @@ mod tests {
             texts,
             vec!["-a", "/a", "\u{2013}a", "\u{2014}a", "\u{2015}a"]
         );
+    }
+
+    /// The greedy glob matcher agrees with a naive recursive one, and the buffered case fold
+    /// with the per-character one.
+    mod properties {
+        #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn naive(p: &[char], t: &[char]) -> bool {
+            match p.split_first() {
+                None => t.is_empty(),
+                Some(('*', rest)) => (0..=t.len()).any(|k| naive(rest, &t[k..])),
+                Some(('?', rest)) => !t.is_empty() && naive(rest, &t[1..]),
+                Some((c, rest)) => t.first() == Some(c) && naive(rest, &t[1..]),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn glob_agrees_with_naive(p in "[ab*?é]{0,8}", t in "[abé]{0,12}") {
+                let pattern = Pattern::parse(&p);
+                let pc: Vec<char> = p.chars().collect();
+                let tc: Vec<char> = t.chars().collect();
+                prop_assert_eq!(pattern.matches(&t), naive(&pc, &tc), "{} {}", p, t);
+            }
+
+            #[test]
+            fn fold_case_agrees_per_character(t in "\\PC{0,16}") {
+                let reference: String = t.chars().flat_map(char::to_lowercase).collect();
+                prop_assert_eq!(fold_case(&t), reference);
+            }
+        }
     }
 }
