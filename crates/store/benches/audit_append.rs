@@ -4,11 +4,14 @@
 //! Why: every state change and denied attempt is appended to the audit log, so its rate bounds
 //! how fast gatehouse can change state. The ceiling is what the database does for a plain
 //! one-row-per-transaction insert with the same durability settings; the store adds the
-//! gap-free sequence (`MAX(seq) + 1`, a table lock on PostgreSQL) and JSON encoding.
+//! append lock (SQLite `BEGIN IMMEDIATE`, a table lock on PostgreSQL), the hash chain, the
+//! subtree rows and JSON encoding, and takes back with group commit (concurrent appends share
+//! one transaction) what the lock costs, which only the 8-writer rows can show.
 //!
 //! Run: `cargo bench -p gatehouse-store --bench audit_append` (SQLite); under
 //! `scripts/with-postgres` PostgreSQL is measured too. `AUDIT_BENCH_ENTRIES` sets the number of
-//! entries per measurement (default 2000).
+//! entries per measurement (default 2000). To compare with an older append, build this bench
+//! at both commits and run both binaries in one `scripts/with-postgres` session.
 
 use std::sync::Arc;
 use std::time::Instant;

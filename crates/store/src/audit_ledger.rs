@@ -3,10 +3,13 @@
 //! Why here: the seq of an audit entry is assigned by the database, and the entry's canonical
 //! bytes contain that seq and the leaf hash of the entry before it. So the ledger step (place,
 //! encode, hash) must run inside the transaction that holds the append lock, or two writers
-//! could chain onto the same predecessor. [`AppendAudit`] does that for both backends: on
+//! could chain onto the same predecessor. [`AuditAppender`] does that for both backends: on
 //! SQLite `BEGIN IMMEDIATE` takes the write lock before the last row is read, on PostgreSQL a
 //! table lock in EXCLUSIVE mode (readers are not blocked). Every writer, the server and the
-//! offline CLI alike, therefore extends one chain, gap-free and in commit order.
+//! offline CLI alike, therefore extends one chain, gap-free and in commit order. Because the
+//! lock makes appends take turns anyway, concurrent appends of one store share a transaction
+//! (group commit): one lock, one durable commit for every record waiting, each caller
+//! answered only after that commit.
 //!
 //! The row keeps its columns as before plus `prev_hash` and `leaf_hash`. The canonical bytes
 //! are not stored: they are re-encoded from the columns whenever they are needed (export,
@@ -26,8 +29,9 @@
 //! log; whoever finds it behind (the adapter at start-up after the migration, or an append)
 //! fills it from where it stopped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use gatehouse_core::audit::{AuditOutcome, AuditRecord};
@@ -39,8 +43,7 @@ use gatehouse_ledger::subtree::{SubtreeKey, completed_subtrees, left_siblings, t
 use gatehouse_ledger::{CompactRange, Hash, KeyId, LogVerifyingKey, SignedTreeHead};
 use jiff::Timestamp;
 use sqlx::Row;
-use sqlx::postgres::PgPool;
-use sqlx::sqlite::SqlitePool;
+use tokio::sync::oneshot;
 
 use crate::StoreConfig;
 use crate::pool::Pool;
@@ -354,22 +357,97 @@ macro_rules! catch_up_subtrees {
     }};
 }
 
-/// Appends one record as the next ledger entry, inside the caller's pool (SQLite or
-/// PostgreSQL). Used by the `Store` implementations.
-pub(crate) trait AppendAudit {
-    async fn append_audit_entry(
-        &self,
-        record: &AuditRecord,
-        target: &str,
-    ) -> Result<i64, StoreError>;
+/// Most entries one append transaction takes from the queue (group commit).
+const MAX_BATCH: usize = 256;
+
+/// Entry rows written per INSERT (nine parameters each).
+const ENTRY_BATCH: usize = 64;
+
+/// One record for the log, already turned into the values its row and its hash need by its
+/// caller, so a record that could never be stored fails alone, never its batch.
+struct Pending {
+    /// The record with `detail` as its stored text parses back: the bytes hashed at append
+    /// are then the bytes export re-encodes from the row.
+    record: AuditRecord,
+    at_ns: i64,
+    detail_text: String,
 }
 
-/// The body of an append, written once for both engines: `$tx` already holds the append lock.
-macro_rules! append_in_tx {
-    ($tx:expr, $record:expr, $target:expr) => {{
-        let record: &AuditRecord = $record;
-        let what = || format!("audit entry {} {}", record.action, record.target);
-        let err = |e: sqlx::Error| query_error($target, what, e);
+impl Pending {
+    fn new(record: &AuditRecord) -> Result<Pending, StoreError> {
+        let at_ns = crate::rows::nanos("at", record.at)?;
+        let detail_text = crate::rows::json_text("detail", &record.detail)?;
+        let detail: serde_json::Value =
+            serde_json::from_str(&detail_text).map_err(|e| StoreError::InvalidValue {
+                field: "detail".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Pending {
+            record: AuditRecord {
+                detail,
+                ..record.clone()
+            },
+            at_ns,
+            detail_text,
+        })
+    }
+}
+
+/// Answers the caller of a queued record: its seq once its batch has committed, or the error
+/// that rolled the batch back.
+type Receipt = oneshot::Sender<Result<i64, StoreError>>;
+
+/// The same error for every caller of a failed batch (`StoreError` is not `Clone`).
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable { target, reason } => StoreError::Unavailable {
+            target: target.clone(),
+            reason: reason.clone(),
+        },
+        StoreError::SchemaTooNew { database, binary } => StoreError::SchemaTooNew {
+            database: *database,
+            binary: *binary,
+        },
+        StoreError::Conflict { what } => StoreError::Conflict { what: what.clone() },
+        StoreError::NotFound { what } => StoreError::NotFound { what: what.clone() },
+        StoreError::Corrupt { record, reason } => StoreError::Corrupt {
+            record: record.clone(),
+            reason: reason.clone(),
+        },
+        StoreError::InvalidValue { field, reason } => StoreError::InvalidValue {
+            field: field.clone(),
+            reason: reason.clone(),
+        },
+        StoreError::Backend(message) => StoreError::Backend(message.clone()),
+    }
+}
+
+/// How a batch is named in errors (the single-entry form is what appends always said).
+fn batch_name(batch: &[Pending]) -> String {
+    match batch {
+        [one] => format!("audit entry {} {}", one.record.action, one.record.target),
+        [first, ..] => format!(
+            "{} audit entries from {} {}",
+            batch.len(),
+            first.record.action,
+            first.record.target
+        ),
+        [] => "no audit entries".to_owned(),
+    }
+}
+
+/// Appends `$batch` (`&[Pending]`, in order) as the next ledger entries, written once for both
+/// engines: `$tx` already holds the append lock. Evaluates to the seq of the first entry; the
+/// others follow it without a gap.
+///
+/// Each entry chains onto the one before it in memory, so a batch costs the statements of one
+/// entry: read the last row, read the compact range before the batch, one INSERT of the rows,
+/// one INSERT of the subtrees they complete. A lone entry reads only the subtrees its leaf
+/// merges with: exactly the statements an append ran before group commit.
+macro_rules! append_batch_in_tx {
+    ($tx:expr, $batch:expr, $target:expr) => {{
+        let batch: &[Pending] = $batch;
+        let err = |e: sqlx::Error| query_error($target, || batch_name(batch), e);
         let last = sqlx::query("SELECT seq, leaf_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *$tx)
             .await
@@ -426,7 +504,7 @@ macro_rules! append_in_tx {
             }
             last = Some((expected - 1, Some(prev.to_hex())));
         }
-        let (last_seq, prev) = match last {
+        let (last_seq, mut prev) = match last {
             None => (0, Hash::ZERO),
             Some((seq, Some(text))) => (
                 seq,
@@ -436,66 +514,100 @@ macro_rules! append_in_tx {
                 return Err(corrupt(format!("audit_log {seq}"), "leaf_hash is missing"));
             }
         };
-        let detail_text = crate::rows::json_text("detail", &record.detail)?;
-        // Hash the detail as it will be read back, so export re-encodes the same bytes.
-        let detail: serde_json::Value =
-            serde_json::from_str(&detail_text).map_err(|e| StoreError::InvalidValue {
-                field: "detail".into(),
-                reason: e.to_string(),
-            })?;
-        let seq = last_seq + 1;
-        let entry = LedgerEntry {
-            seq: to_u64("seq", seq)?,
-            prev,
-            record: AuditRecord {
-                detail,
-                ..record.clone()
-            },
-        };
-        let leaf = leaf_hash(&entry.encode());
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at_ns, actor, action, target, outcome, detail, \
-             prev_hash, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(seq)
-        .bind(crate::rows::nanos("at", record.at)?)
-        .bind(&record.actor)
-        .bind(&record.action)
-        .bind(&record.target)
-        .bind(record.outcome.as_str())
-        .bind(detail_text)
-        .bind(prev.to_hex())
-        .bind(leaf.to_hex())
-        .execute(&mut *$tx)
-        .await
-        .map_err(err)?;
-        // The perfect subtrees this leaf completes (none for an even leaf index: half the
-        // appends touch no subtree row at all), merged from its left siblings: level 0 is the
-        // previous leaf, the others are read. With no sibling above level 0, the smallest
-        // subtree of the tree before this leaf is read instead, to learn whether the table is
-        // behind: rows are written in leaf order, so finding it means every earlier row is there.
-        let leaf_index = to_u64("seq", last_seq)?;
-        let siblings = left_siblings(leaf_index);
-        if !siblings.is_empty() {
-            let mut wanted: Vec<SubtreeKey> =
-                siblings.iter().filter(|k| k.level > 0).copied().collect();
+        let size = to_u64("seq", last_seq)?;
+        // The perfect subtrees the new leaves complete. A batch of several reads the compact
+        // range of the log before it and appends to it. A lone entry (the only kind a single
+        // writer makes) reads no more than it must: nothing at an even leaf index, which
+        // completes nothing; otherwise its left siblings above level 0 (level 0 is `prev`), or
+        // the smallest subtree of the tree before it when there are none. Either read also
+        // tells whether the table is behind: rows are written in leaf order, so finding those
+        // subtrees means every earlier row is there; when one is missing, catch up first.
+        let mut range = None;
+        let mut siblings = None;
+        if batch.len() > 1 {
+            range = Some(match range_from_subtrees!(&mut *$tx, size, err) {
+                Some(range) => range,
+                None => catch_up_subtrees!($tx, size, err)?,
+            });
+        } else if size % 2 == 1 {
+            let mut wanted: Vec<SubtreeKey> = left_siblings(size)
+                .into_iter()
+                .filter(|k| k.level > 0)
+                .collect();
             if wanted.is_empty() {
-                wanted.extend(tree_subtrees(leaf_index).into_iter().rfind(|k| k.level > 0));
+                wanted.extend(tree_subtrees(size).into_iter().rfind(|k| k.level > 0));
             }
             let mut found = read_subtrees!(&mut *$tx, &wanted, err)?;
-            let completed = if wanted.iter().all(|k| found.contains_key(k)) {
-                found.insert(SubtreeKey::leaf(leaf_index - 1), prev);
-                completed_subtrees(&found, leaf_index, leaf)
-                    .map_err(|e| corrupt("audit_subtrees", e))?
+            if wanted.iter().all(|k| found.contains_key(k)) {
+                found.insert(SubtreeKey::leaf(size - 1), prev);
+                siblings = Some(found);
             } else {
-                let mut range = catch_up_subtrees!($tx, leaf_index, err)?;
-                let mut completed = Vec::new();
-                range.append_completing(leaf, |key, hash| completed.push((key, hash)));
-                completed
-            };
-            insert_subtrees!(&mut *$tx, &completed, err)?;
+                range = Some(catch_up_subtrees!($tx, size, err)?);
+            }
         }
-        Ok::<i64, StoreError>(seq)
+        let mut completed = Vec::new();
+        let mut leaves = Vec::with_capacity(batch.len());
+        for (offset, pending) in batch.iter().enumerate() {
+            let entry = LedgerEntry {
+                seq: size + 1 + offset as u64,
+                prev,
+                record: pending.record.clone(),
+            };
+            let leaf = leaf_hash(&entry.encode());
+            if let Some(range) = range.as_mut() {
+                range.append_completing(leaf, |key, hash| completed.push((key, hash)));
+            } else if let Some(found) = &siblings {
+                completed.extend(
+                    completed_subtrees(found, size, leaf)
+                        .map_err(|e| corrupt("audit_subtrees", e))?,
+                );
+            }
+            leaves.push((prev, leaf));
+            prev = leaf;
+        }
+        let first_seq = last_seq + 1;
+        for (chunk_index, chunk) in batch.chunks(ENTRY_BATCH).enumerate() {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let p = 9 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8,
+                        p + 9
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO audit_log (seq, at_ns, actor, action, target, outcome, detail, \
+                 prev_hash, leaf_hash) VALUES {values}"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, pending) in chunk.iter().enumerate() {
+                let offset = chunk_index * ENTRY_BATCH + i;
+                let (prev, leaf) = leaves[offset];
+                query = query
+                    .bind(first_seq + offset as i64)
+                    .bind(pending.at_ns)
+                    .bind(&pending.record.actor)
+                    .bind(&pending.record.action)
+                    .bind(&pending.record.target)
+                    .bind(pending.record.outcome.as_str())
+                    .bind(&pending.detail_text)
+                    .bind(prev.to_hex())
+                    .bind(leaf.to_hex());
+            }
+            query.execute(&mut *$tx).await.map_err(err)?;
+        }
+        insert_subtrees!(&mut *$tx, &completed, err)?;
+        Ok::<i64, StoreError>(first_seq)
     }};
 }
 
@@ -519,48 +631,203 @@ macro_rules! fill_subtrees_in_tx {
     }};
 }
 
-impl AppendAudit for SqlitePool {
-    async fn append_audit_entry(
-        &self,
-        record: &AuditRecord,
-        target: &str,
-    ) -> Result<i64, StoreError> {
-        let what = || format!("audit entry {} {}", record.action, record.target);
-        // IMMEDIATE: take the write lock before reading the last entry, so no other writer
-        // can chain onto it meanwhile (a deferred transaction would fail to upgrade instead).
-        let mut tx = self
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| query_error(target, what, e))?;
-        let seq = append_in_tx!(tx, record, target)?;
-        tx.commit()
-            .await
-            .map_err(|e| query_error(target, what, e))?;
-        Ok(seq)
+/// Appends records to the audit log with group commit: concurrent callers share one
+/// transaction, one append lock and one durable commit.
+///
+/// Why: each append must hold the append lock from reading the last entry to its commit, so
+/// appends take turns anyway, and one commit per entry (an fsync on SQLite; on PostgreSQL five
+/// round trips plus the lock hand-over) caps the rate at one entry per commit.
+///
+/// A caller that finds nobody appending appends its record at once, alone, in its own task:
+/// a lone writer pays nothing for the queue and never waits for a timer. Records that arrive
+/// while an append is running queue up; when it ends, a committer task takes every record
+/// waiting at that moment (at most [`MAX_BATCH`]), appends them in queue order in one
+/// transaction, commits, and only then answers each caller with its seq; it goes on until the
+/// queue is empty. When a batch fails, nothing of it is stored (one transaction) and every
+/// caller in it gets the error; the next batch starts from whatever the database holds, as
+/// every transaction re-reads the end of the log under the lock. That also keeps other
+/// processes (the offline CLI, a second server) correct: the queue only groups this store's
+/// appends, the database lock still orders everyone's.
+///
+/// Queued records are appended by a spawned task, so a caller that stops waiting cannot
+/// cancel a batch other callers are in (its own record is still stored); a caller appending
+/// alone that is cancelled loses only its own record, which was never acknowledged.
+pub(crate) struct AuditAppender {
+    shared: Arc<Appender>,
+}
+
+struct Appender {
+    pool: Pool,
+    target: String,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<(Pending, Receipt)>,
+    /// A caller or the committer is appending: new records queue up.
+    appending: bool,
+}
+
+impl AuditAppender {
+    /// `target` names the database in errors, as the store describes it.
+    pub(crate) fn new(pool: Pool, target: String) -> AuditAppender {
+        AuditAppender {
+            shared: Arc::new(Appender {
+                pool,
+                target,
+                queue: Mutex::new(Queue::default()),
+            }),
+        }
+    }
+
+    /// Appends `record` as the next ledger entry; returns its seq once it is committed.
+    pub(crate) async fn append(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        let pending = Pending::new(record)?;
+        let queued = {
+            let mut queue = self.shared.queue();
+            if queue.appending {
+                let (receipt, answer) = oneshot::channel();
+                queue.waiting.push_back((pending, receipt));
+                Err(answer)
+            } else {
+                queue.appending = true;
+                Ok(pending)
+            }
+        };
+        match queued {
+            Ok(pending) => {
+                let turn = HandOver(Some(Arc::clone(&self.shared)));
+                let result = self
+                    .shared
+                    .commit_batch(std::slice::from_ref(&pending))
+                    .await;
+                drop(turn);
+                result
+            }
+            Err(answer) => answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Backend(format!(
+                    "audit entry {} {} was not appended: the append task stopped before its \
+                     transaction finished (runtime shutting down)",
+                    record.action, record.target
+                )))
+            }),
+        }
     }
 }
 
-impl AppendAudit for PgPool {
-    async fn append_audit_entry(
-        &self,
-        record: &AuditRecord,
-        target: &str,
-    ) -> Result<i64, StoreError> {
-        let what = || format!("audit entry {} {}", record.action, record.target);
-        let mut tx = self
-            .begin()
-            .await
-            .map_err(|e| query_error(target, what, e))?;
-        // Serialises appenders until commit; readers (ACCESS SHARE) are not blocked.
-        sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| query_error(target, what, e))?;
-        let seq = append_in_tx!(tx, record, target)?;
-        tx.commit()
-            .await
-            .map_err(|e| query_error(target, what, e))?;
-        Ok(seq)
+/// The turn of a caller appending alone. When it ends, however it ends (done, failed, or the
+/// caller cancelled), the records queued meanwhile go to a committer task.
+struct HandOver(Option<Arc<Appender>>);
+
+impl Drop for HandOver {
+    fn drop(&mut self) {
+        let Some(appender) = self.0.take() else {
+            return;
+        };
+        let mut queue = appender.queue();
+        if queue.waiting.is_empty() {
+            queue.appending = false;
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(queue);
+                // The guard is made before the task: a task dropped without ever running (its
+                // runtime shutting down) still answers the queued records.
+                let running = CommitterRunning(Some(Arc::clone(&appender)));
+                runtime.spawn(appender.commit_queued(running));
+            }
+            Err(_) => {
+                // No runtime to append on: answer with an error (senders dropped) rather
+                // than leave them waiting.
+                queue.waiting.clear();
+                queue.appending = false;
+            }
+        }
+    }
+}
+
+/// The committer's turn. If the committer stops before emptying the queue (its runtime
+/// shutting down), the records it leaves are answered with an error (their senders dropped),
+/// never left waiting for a committer that is gone. `None` once the committer has finished
+/// normally, when a new append may already own the turn.
+struct CommitterRunning(Option<Arc<Appender>>);
+
+impl Drop for CommitterRunning {
+    fn drop(&mut self) {
+        if let Some(appender) = self.0.take() {
+            let mut queue = appender.queue();
+            queue.appending = false;
+            queue.waiting.clear();
+        }
+    }
+}
+
+impl Appender {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // The lock is only held to move records in and out of the queue, which cannot panic;
+        // a poisoned queue is still consistent.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The committer: batches until the queue is empty.
+    async fn commit_queued(self: Arc<Self>, mut running: CommitterRunning) {
+        loop {
+            let (batch, receipts): (Vec<Pending>, Vec<Receipt>) = {
+                let mut queue = self.queue();
+                if queue.waiting.is_empty() {
+                    // Under the same lock as the check, so a record queued after it is
+                    // appended by its caller, whose turn the guard must then leave alone.
+                    queue.appending = false;
+                    running.0 = None;
+                    return;
+                }
+                let take = queue.waiting.len().min(MAX_BATCH);
+                queue.waiting.drain(..take).unzip()
+            };
+            match self.commit_batch(&batch).await {
+                Ok(first_seq) => {
+                    for (seq, receipt) in (first_seq..).zip(receipts) {
+                        // A caller that stopped waiting still has its entry stored.
+                        let _ = receipt.send(Ok(seq));
+                    }
+                }
+                Err(e) => {
+                    for receipt in receipts {
+                        let _ = receipt.send(Err(copy_error(&e)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One transaction for the whole batch; the seq of its first entry once committed.
+    async fn commit_batch(&self, batch: &[Pending]) -> Result<i64, StoreError> {
+        let target = self.target.as_str();
+        let err = |e| query_error(target, || batch_name(batch), e);
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                // IMMEDIATE: take the write lock before reading the last entry, so no other
+                // writer can chain onto it meanwhile (a deferred transaction would fail to
+                // upgrade instead).
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+                let first_seq = append_batch_in_tx!(tx, batch, target)?;
+                tx.commit().await.map_err(err)?;
+                Ok(first_seq)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(err)?;
+                // Serialises appenders until commit; readers (ACCESS SHARE) are not blocked.
+                sqlx::query("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let first_seq = append_batch_in_tx!(tx, batch, target)?;
+                tx.commit().await.map_err(err)?;
+                Ok(first_seq)
+            }
+        }
     }
 }
 

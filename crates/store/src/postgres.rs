@@ -20,6 +20,7 @@ pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 pub(crate) struct PgStore {
     pool: PgPool,
     description: String,
+    audit: crate::audit_ledger::AuditAppender,
 }
 
 impl PgStore {
@@ -83,9 +84,15 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating {target} failed: {e}")))?;
+        let description = format!("PostgreSQL at {target}");
+        let audit = crate::audit_ledger::AuditAppender::new(
+            crate::pool::Pool::Postgres(pool.clone()),
+            description.clone(),
+        );
         Ok(Self {
             pool,
-            description: format!("PostgreSQL at {target}"),
+            description,
+            audit,
         })
     }
 }

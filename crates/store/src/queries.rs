@@ -349,13 +349,9 @@ macro_rules! impl_store {
                 record: &gatehouse_core::audit::AuditRecord,
             ) -> Result<i64, StoreError> {
                 // Placed in the tamper-evident ledger (seq, prev link, leaf hash) under the
-                // append lock: see `audit_ledger.rs`.
-                crate::audit_ledger::AppendAudit::append_audit_entry(
-                    &self.pool,
-                    record,
-                    &self.description,
-                )
-                .await
+                // append lock, concurrent appends sharing one transaction: see
+                // `audit_ledger.rs`.
+                self.audit.append(record).await
             }
 
             async fn list_audit(

@@ -25,6 +25,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct SqliteStore {
     pool: SqlitePool,
     description: String,
+    audit: crate::audit_ledger::AuditAppender,
 }
 
 impl SqliteStore {
@@ -74,7 +75,15 @@ impl SqliteStore {
         MIGRATOR.run(&pool).await.map_err(|e| {
             StoreError::Backend(format!("migrating {} failed: {e}", path.display()))
         })?;
-        Ok(Self { pool, description })
+        let audit = crate::audit_ledger::AuditAppender::new(
+            crate::pool::Pool::Sqlite(pool.clone()),
+            description.clone(),
+        );
+        Ok(Self {
+            pool,
+            description,
+            audit,
+        })
     }
 }
 

@@ -118,10 +118,83 @@ impl TestDb {
         };
         self.raw(&script).await.unwrap();
     }
+
+    /// Takes the append lock the way another writer would (another process on the SQLite
+    /// file, another server on the PostgreSQL database) and keeps it until `release`.
+    async fn hold_append_lock(&self) -> AppendLock {
+        match self.config() {
+            StoreConfig::Sqlite { data_dir } => {
+                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                AppendLock::Sqlite(conn)
+            }
+            StoreConfig::Postgres { url } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql("BEGIN; LOCK TABLE audit_log IN EXCLUSIVE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                AppendLock::Postgres(conn)
+            }
+        }
+    }
+
+    /// Makes the database refuse any audit row whose action is `test.poison`, the way a
+    /// constraint or a full disk refuses a statement: the append transaction fails.
+    async fn refuse_poison_entries(&self, refuse: bool) {
+        let sql = match (self.is_postgres(), refuse) {
+            (true, true) => {
+                "CREATE FUNCTION audit_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.action = 'test.poison' THEN RAISE EXCEPTION 'poisoned entry'; \
+                 END IF; RETURN NEW; END $$; \
+                 CREATE TRIGGER audit_poison BEFORE INSERT ON audit_log FOR EACH ROW \
+                 EXECUTE FUNCTION audit_poison();"
+            }
+            (true, false) => {
+                "DROP TRIGGER audit_poison ON audit_log; DROP FUNCTION audit_poison();"
+            }
+            (false, true) => {
+                "CREATE TRIGGER audit_poison BEFORE INSERT ON audit_log \
+                 WHEN NEW.action = 'test.poison' BEGIN SELECT RAISE(ABORT, 'poisoned entry'); END;"
+            }
+            (false, false) => "DROP TRIGGER audit_poison;",
+        };
+        self.raw(sql).await.unwrap();
+    }
+}
+
+enum AppendLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl AppendLock {
+    async fn release(self) {
+        match self {
+            AppendLock::Sqlite(mut conn) => {
+                sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            AppendLock::Postgres(mut conn) => {
+                sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
 }
 
 suite!(
     concurrent_appends_form_one_hash_chain_and_proofs_verify,
+    many_concurrent_appenders_each_get_their_entry_once_in_one_chain,
+    a_failed_batch_stores_none_of_its_entries_and_later_appends_work,
     signed_heads_and_keys_round_trip,
     audit_and_ledger_tables_refuse_update_and_delete,
     modified_row_is_named_by_export_and_verify,
@@ -269,6 +342,141 @@ async fn concurrent_appends_form_one_hash_chain_and_proofs_verify(db: &TestDb) {
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.entries, 20);
     assert_eq!(report.heads_verified, 3);
+}
+
+/// Group commit under load: 16 writers × 50 appends share transactions. Every acknowledged
+/// entry is stored exactly once, under the seq its caller was given; the seqs are 1..=800;
+/// the chain, the tree, the subtree rows and the signed head all check out.
+async fn many_concurrent_appenders_each_get_their_entry_once_in_one_chain(db: &TestDb) {
+    const WRITERS: i64 = 16;
+    const EACH: i64 = 50;
+    let (store, ledger) = db.open().await;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..EACH {
+                let record = record(w * EACH + i);
+                let seq = store.append_audit(&record).await.unwrap();
+                acknowledged.push((seq, record.target));
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        let mine = t.await.unwrap();
+        // One writer's appends are answered in the order it made them.
+        assert!(mine.windows(2).all(|w| w[0].0 < w[1].0), "{mine:?}");
+        acknowledged.extend(mine);
+    }
+    acknowledged.sort();
+    let total = (WRITERS * EACH) as u64;
+    assert_eq!(
+        acknowledged.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (1..=total as i64).collect::<Vec<_>>()
+    );
+
+    let entries = all_entries(ledger.as_ref()).await;
+    assert_eq!(entries.len() as u64, total);
+    let mut prev = Hash::ZERO;
+    for (e, (seq, target)) in entries.iter().zip(&acknowledged) {
+        let decoded = AuditEntry::decode(&e.bytes).unwrap();
+        assert_eq!(decoded.seq as i64, *seq);
+        assert_eq!(&decoded.record.target, target, "seq {seq}");
+        assert_eq!(decoded.prev, prev, "seq {seq}");
+        prev = leaf_hash(&e.bytes);
+        assert_eq!(e.stored_leaf_hash, Some(prev));
+    }
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(total));
+    assert_same_proofs_as_all_leaves(ledger.as_ref(), &[3, 256, total]).await;
+
+    let report = export_and_verify(ledger.as_ref(), &key()).await;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, total);
+}
+
+/// A batch whose transaction fails is stored not at all, and every caller in it is told so;
+/// the appender goes on with the next batch.
+///
+/// The batch is made without timing: another writer holds the append lock while the appends
+/// start (each append future is polled once). The first finds nobody appending and appends
+/// alone, waiting for the lock; the other five queue behind it and form the next batch, the
+/// poison entry among them.
+async fn a_failed_batch_stores_none_of_its_entries_and_later_appends_work(db: &TestDb) {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    let (store, ledger) = db.open().await;
+    for i in 0..3 {
+        store.append_audit(&record(i)).await.unwrap();
+    }
+    db.refuse_poison_entries(true).await;
+
+    let mut records: Vec<AuditRecord> = (10..16).map(record).collect();
+    records[1].action = "test.poison".into();
+    let lock = db.hold_append_lock().await;
+    type Append<'a> = Pin<Box<dyn Future<Output = Result<i64, StoreError>> + Send + 'a>>;
+    let mut appends: Vec<Append<'_>> = records.iter().map(|r| store.append_audit(r)).collect();
+    std::future::poll_fn(|cx| {
+        for append in &mut appends {
+            assert!(append.as_mut().poll(cx).is_pending());
+        }
+        Poll::Ready(())
+    })
+    .await;
+    lock.release().await;
+    let mut results = Vec::new();
+    for append in appends {
+        results.push(append.await);
+    }
+
+    assert_eq!(*results[0].as_ref().unwrap(), 4);
+    for failed in &results[1..] {
+        let e = failed.as_ref().unwrap_err();
+        assert!(e.to_string().contains("poisoned entry"), "{e}");
+    }
+    // Stored if and only if acknowledged, under the acknowledged seq, the seqs without a gap.
+    let entries = all_entries(ledger.as_ref()).await;
+    let stored: Vec<(u64, String)> = entries
+        .iter()
+        .map(|e| {
+            let entry = AuditEntry::decode(&e.bytes).unwrap();
+            (entry.seq, entry.record.target)
+        })
+        .collect();
+    let mut expected: Vec<(u64, String)> =
+        (0..3).map(|i| (i + 1, record(i as i64).target)).collect();
+    for (result, record) in results.iter().zip(&records) {
+        match result {
+            Ok(seq) => expected.push((*seq as u64, record.target.clone())),
+            Err(e) => assert!(
+                !stored.iter().any(|(_, target)| target == &record.target),
+                "{} failed ({e}) but is stored",
+                record.target
+            ),
+        }
+    }
+    expected.sort();
+    assert_eq!(stored, expected);
+    assert_eq!(
+        stored.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        (1..=stored.len() as u64).collect::<Vec<_>>()
+    );
+
+    // The appender is not stuck on the failure, even with the trigger still there.
+    let next = store.append_audit(&record(20)).await.unwrap();
+    assert_eq!(next as usize, stored.len() + 1);
+    db.refuse_poison_entries(false).await;
+    let last = store.append_audit(&records[1]).await.unwrap();
+    assert_eq!(last, next + 1);
+    assert_eq!(subtree_rows(db).await, expected_subtree_rows(last as u64));
+    assert_same_proofs_as_all_leaves(ledger.as_ref(), &[last as u64]).await;
+    let report = export_and_verify(ledger.as_ref(), &key()).await;
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.entries, last as u64);
 }
 
 async fn signed_heads_and_keys_round_trip(db: &TestDb) {
