@@ -33,49 +33,6 @@ impl TestDb {
         (store, Arc::new(ledger))
     }
 
-    /// Runs `sql` on a separate raw connection, bypassing the store.
-    async fn raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.config() {
-            StoreConfig::Sqlite { data_dir } => {
-                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                let mut conn = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                )
-                .await?;
-                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(done?.rows_affected())
-            }
-            StoreConfig::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(&url).await?;
-                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(done?.rows_affected())
-            }
-        }
-    }
-
-    /// One integer from a query on a separate raw connection.
-    async fn count(&self, sql: &str) -> i64 {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.config() {
-            StoreConfig::Sqlite { data_dir } => {
-                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                let mut conn = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                )
-                .await
-                .unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-            }
-            StoreConfig::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-            }
-        }
-    }
-
     /// The same attack on the subtree table: triggers off around `sql`.
     async fn tamper_subtrees(&self, sql: &str) {
         let script = if self.is_postgres() {

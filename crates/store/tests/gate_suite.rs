@@ -24,9 +24,8 @@ use gatehouse_core::gate::{
 };
 use gatehouse_core::release::{ChangeContext, Digest, Release, ReleaseId};
 use gatehouse_core::store::{MAX_PAGE_SIZE, Store, StoreError};
-use gatehouse_store::{SqlGateStore, StoreConfig, open};
+use gatehouse_store::{SqlGateStore, open};
 use jiff::Timestamp;
-use sqlx::Connection;
 
 impl TestDb {
     async fn open(&self) -> (Arc<dyn Store>, SqlGateStore) {
@@ -34,26 +33,6 @@ impl TestDb {
         let store = open(&config).await.unwrap();
         let gate = SqlGateStore::connect(&config).await.unwrap();
         (store, gate)
-    }
-
-    /// A single number from `sql`, read on a raw connection around the store.
-    async fn count(&self, sql: &str) -> i64 {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.config() {
-            StoreConfig::Sqlite { data_dir } => {
-                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                let mut conn = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                )
-                .await
-                .unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-            }
-            StoreConfig::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-            }
-        }
     }
 }
 

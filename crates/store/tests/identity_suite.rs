@@ -16,35 +16,12 @@ use gatehouse_core::identity_store::{IdentityStore, LocalUser};
 use gatehouse_core::password;
 use gatehouse_core::session::{self, NewSession, PresentedSession, SessionPolicy};
 use gatehouse_core::store::{Store, StoreError};
-use gatehouse_store::{StoreConfig, open_with_identity};
+use gatehouse_store::open_with_identity;
 use jiff::{SignedDuration, Timestamp};
-use sqlx::Connection;
 
 impl TestDb {
     async fn open(&self) -> (Arc<dyn Store>, Arc<dyn IdentityStore>) {
         open_with_identity(&self.config()).await.unwrap()
-    }
-
-    /// Runs `sql` on a separate raw connection, bypassing the store (to corrupt a row).
-    async fn raw(&self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.config() {
-            StoreConfig::Sqlite { data_dir } => {
-                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                let mut conn = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                )
-                .await
-                .unwrap();
-                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-                conn.close().await.unwrap();
-            }
-            StoreConfig::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-                conn.close().await.unwrap();
-            }
-        }
     }
 }
 
@@ -375,7 +352,8 @@ async fn corrupt_session_row_is_reported_by_record(db: &TestDb) {
         "UPDATE sessions SET established_by = 'carrier-pigeon' WHERE id = '{}'",
         new.record().id
     ))
-    .await;
+    .await
+    .unwrap();
     match identity.find_session(&new.record().id).await {
         Err(StoreError::Corrupt { record, reason }) => {
             assert_eq!(record, format!("sessions {}", new.record().id));

@@ -20,34 +20,10 @@ use gatehouse_core::store::{PackRevision, ReleaseQuery, Store, StoreError};
 use gatehouse_store::{StoreConfig, known_schema_version, open};
 use jiff::Timestamp;
 use serde_json::json;
-use sqlx::Connection;
 
 impl TestDb {
     async fn open(&self) -> Arc<dyn Store> {
         open(&self.config()).await.unwrap()
-    }
-
-    /// Runs `sql` on a separate raw connection, bypassing the store (to tamper or corrupt).
-    async fn raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.config() {
-            StoreConfig::Sqlite { data_dir } => {
-                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                let mut conn = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                )
-                .await?;
-                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(done?.rows_affected())
-            }
-            StoreConfig::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(&url).await?;
-                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
-                conn.close().await?;
-                Ok(done?.rows_affected())
-            }
-        }
     }
 }
 

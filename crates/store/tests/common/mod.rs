@@ -4,8 +4,9 @@
 //! Every case is an `async fn(&TestDb)`; [`suite!`] instantiates it in module `sqlite` and
 //! module `postgres` (which prints "skipped: GATEHOUSE_TEST_POSTGRES_URL not set" and passes
 //! without the variable). Each PostgreSQL test gets its own schema, so runs and parallel tests
-//! never see each other's rows. Suites add their own `impl TestDb` (how to open their adapter,
-//! raw SQL helpers) next to their cases.
+//! never see each other's rows. [`TestDb::raw`] and [`TestDb::count`] reach the database around
+//! the adapters (to tamper with rows); suites add their own `impl TestDb` (how to open their
+//! adapter) next to their cases.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -69,6 +70,50 @@ impl TestDb {
                 StoreConfig::Postgres {
                     url: format!("{admin_url}{separator}options[search_path]={schema}"),
                 }
+            }
+        }
+    }
+
+    /// Runs `sql` on a separate raw connection, bypassing the store (to tamper with or corrupt
+    /// rows the adapters would refuse to change); the number of rows it affected.
+    pub async fn raw(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.config() {
+            StoreConfig::Sqlite { data_dir } => {
+                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await?;
+                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
+                conn.close().await?;
+                Ok(done?.rows_affected())
+            }
+            StoreConfig::Postgres { url } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                let done = sqlx::raw_sql(sql).execute(&mut conn).await;
+                conn.close().await?;
+                Ok(done?.rows_affected())
+            }
+        }
+    }
+
+    /// One integer read by `sql` on a separate raw connection, around the store.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.config() {
+            StoreConfig::Sqlite { data_dir } => {
+                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            StoreConfig::Postgres { url } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
             }
         }
     }
