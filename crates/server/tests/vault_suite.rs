@@ -10,78 +10,25 @@
 //! stored before encryption at rest are sealed in place; a tampered chunk is refused.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use gatehouse_core::blobs::{BlobKey, ChunkSource, NewBlob, PutOutcome};
 use gatehouse_ledger::{Kek, KekId, Keyring};
 use gatehouse_server::vault::{Vault, VaultError};
 use gatehouse_store::{StoreConfig, open, open_blobs};
 use jiff::Timestamp;
-use sqlx::Connection;
 
 /// Chunk size of the test vaults.
 const CHUNK: usize = 1024;
 
-const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+#[macro_use]
+#[path = "../../store/tests/common/mod.rs"]
+mod common;
 
-enum Backend {
-    Sqlite { dir: tempfile::TempDir },
-    Postgres { admin_url: String, schema: String },
-}
-
-struct TestDb {
-    backend: Backend,
-    spool: tempfile::TempDir,
-}
+use common::TestDb;
 
 impl TestDb {
-    fn sqlite() -> Self {
-        Self {
-            backend: Backend::Sqlite {
-                dir: tempfile::tempdir().unwrap(),
-            },
-            spool: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A fresh schema in the database named by `GATEHOUSE_TEST_POSTGRES_URL`, or `None`.
-    async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VAR).ok()?;
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let schema = format!(
-            "gh_test_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            Timestamp::now().as_millisecond()
-        );
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        Some(Self {
-            backend: Backend::Postgres { admin_url, schema },
-            spool: tempfile::tempdir().unwrap(),
-        })
-    }
-
-    fn config(&self) -> StoreConfig {
-        match &self.backend {
-            Backend::Sqlite { dir } => StoreConfig::Sqlite {
-                data_dir: dir.path().join("data"),
-            },
-            Backend::Postgres { admin_url, schema } => {
-                let separator = if admin_url.contains('?') { '&' } else { '?' };
-                StoreConfig::Postgres {
-                    url: format!("{admin_url}{separator}options[search_path]={schema}"),
-                }
-            }
-        }
-    }
-
-    /// A vault over this database (migrated first) with `keys`, in 1 KiB chunks so small
-    /// test data spans many chunks.
+    /// A vault over this database (migrated first) with `keys`, spooling into the case's
+    /// scratch directory, in 1 KiB chunks so small test data spans many chunks.
     async fn vault(&self, keys: Vec<Kek>) -> Vault {
         let config = self.config();
         let _store = open(&config).await.unwrap();
@@ -90,29 +37,14 @@ impl TestDb {
         for k in keys {
             ring.insert(k).unwrap();
         }
-        Vault::new(blobs, Arc::new(ring), self.spool.path())
+        Vault::new(blobs, Arc::new(ring), self.scratch.path())
             .unwrap()
             .with_chunk_size(CHUNK)
     }
 
     /// Runs a statement on a raw connection around the store.
     async fn execute(&self, sql: &str) {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.config() {
-            StoreConfig::Sqlite { data_dir } => {
-                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                let mut conn = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                )
-                .await
-                .unwrap();
-                sqlx::query(sql).execute(&mut conn).await.unwrap();
-            }
-            StoreConfig::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query(sql).execute(&mut conn).await.unwrap();
-            }
-        }
+        self.raw(sql).await.unwrap();
     }
 
     /// Every byte the blob tables hold, concatenated (chunks, headers, content).
@@ -122,87 +54,12 @@ impl TestDb {
         let headers = "SELECT stream_header FROM evidence_blobs WHERE stream_header IS NOT NULL";
         let mut out = Vec::new();
         for sql in [chunks, blobs, headers] {
-            let sql = sqlx::AssertSqlSafe(sql.to_owned());
-            let rows: Vec<Vec<u8>> = match self.config() {
-                StoreConfig::Sqlite { data_dir } => {
-                    let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                    let mut conn = sqlx::SqliteConnection::connect_with(
-                        &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                    )
-                    .await
-                    .unwrap();
-                    sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
-                }
-                StoreConfig::Postgres { url } => {
-                    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                    sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
-                }
-            };
-            for r in rows {
-                out.extend_from_slice(&r);
+            for row in self.bytes_column(sql).await {
+                out.extend_from_slice(&row);
             }
         }
         out
     }
-
-    /// A single number from `sql`, read on a raw connection around the store.
-    async fn count(&self, sql: &str) -> i64 {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self.config() {
-            StoreConfig::Sqlite { data_dir } => {
-                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
-                let mut conn = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
-                )
-                .await
-                .unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-            }
-            StoreConfig::Postgres { url } => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-            }
-        }
-    }
-
-    async fn cleanup(self) {
-        if let Backend::Postgres { admin_url, schema } = &self.backend {
-            let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
-        }
-    }
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let db = super::TestDb::sqlite();
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(db) = super::TestDb::postgres().await else {
-                        eprintln!("skipped: {} not set", super::POSTGRES_URL_VAR);
-                        return;
-                    };
-                    super::$case(&db).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
 }
 
 suite!(
@@ -403,7 +260,7 @@ async fn upload_above_the_limit_leaves_no_rows_and_no_spool(db: &TestDb) {
     assert!(err.to_string().contains("1000 bytes"), "{err}");
     drop(spool);
     assert_eq!(
-        std::fs::read_dir(db.spool.path()).unwrap().count(),
+        std::fs::read_dir(db.scratch.path()).unwrap().count(),
         0,
         "spool left behind"
     );

@@ -4,7 +4,8 @@
 //! Every case is an `async fn(&TestDb)`; [`suite!`] instantiates it in module `sqlite` and
 //! module `postgres` (which prints "skipped: GATEHOUSE_TEST_POSTGRES_URL not set" and passes
 //! without the variable). Each PostgreSQL test gets its own schema, so runs and parallel tests
-//! never see each other's rows. [`TestDb::raw`] and [`TestDb::count`] reach the database around
+//! never see each other's rows. The server's vault suite includes this module too (by path), so
+//! every suite that runs on both backends shares one harness. [`TestDb::raw`] and [`TestDb::count`] reach the database around
 //! the adapters (to tamper with rows); suites add their own `impl TestDb` (how to open their
 //! adapter) next to their cases.
 #![allow(dead_code)]
@@ -24,6 +25,8 @@ pub enum Backend {
 
 pub struct TestDb {
     pub backend: Backend,
+    /// A directory for files a case keeps beside the database (e.g. an upload spool).
+    pub scratch: tempfile::TempDir,
 }
 
 impl TestDb {
@@ -32,6 +35,7 @@ impl TestDb {
             backend: Backend::Sqlite {
                 dir: tempfile::tempdir().unwrap(),
             },
+            scratch: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -53,6 +57,7 @@ impl TestDb {
         admin.close().await.unwrap();
         Some(Self {
             backend: Backend::Postgres { admin_url, schema },
+            scratch: tempfile::tempdir().unwrap(),
         })
     }
 
@@ -114,6 +119,26 @@ impl TestDb {
             StoreConfig::Postgres { url } => {
                 let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
                 sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// Every value of the single byte-string column `sql` selects, read around the store.
+    pub async fn bytes_column(&self, sql: &str) -> Vec<Vec<u8>> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.config() {
+            StoreConfig::Sqlite { data_dir } => {
+                let path = data_dir.join(gatehouse_store::SQLITE_FILE_NAME);
+                let mut conn = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(path),
+                )
+                .await
+                .unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
+            }
+            StoreConfig::Postgres { url } => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut conn).await.unwrap()
             }
         }
     }
