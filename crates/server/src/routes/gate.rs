@@ -364,6 +364,60 @@ async fn succeeded(
     .map_err(|e| ApiError::internal("appending to the audit log", e))
 }
 
+/// A gate record decided on the release's current state, with the handler's answer and the
+/// audit entry's detail.
+struct Decided {
+    record: GateRecord,
+    receipt: GateReceipt,
+    detail: serde_json::Value,
+}
+
+/// Why a write handler does not record anything on the current state.
+enum Refusal {
+    /// A gate rule refuses the caller: audited as denied, answered 403 or 409.
+    Rule { reason: String, status: StatusCode },
+    /// Not a rule decision (bad request, no such class): answered as is, not audited.
+    Error(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Error(e)
+    }
+}
+
+/// The loop every gate write shares: load the release in the caller's scope, `decide` on it
+/// with the pack in force and the clock, write the record only if nobody moved the release
+/// meanwhile (else decide again, up to [`WRITE_ATTEMPTS`] times), and audit the outcome.
+#[allow(clippy::too_many_arguments)]
+async fn decide_and_write(
+    state: &AppState,
+    gate: &Gate,
+    release: ReleaseId,
+    principal: &Principal,
+    permission: Permission,
+    action: &str,
+    target: &str,
+    mut decide: impl FnMut(&ReleaseGateState, &PackSnapshot, Timestamp) -> Result<Decided, Refusal>,
+) -> Result<GateReceipt, ApiError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = load_in_scope(state, gate, release, principal, permission).await?;
+        let pack = state.pack();
+        let decided = match decide(&current, &pack, state.clock().now()) {
+            Ok(decided) => decided,
+            Err(Refusal::Rule { reason, status }) => {
+                return Err(refuse(state, principal, action, target, reason, status).await);
+            }
+            Err(Refusal::Error(e)) => return Err(e),
+        };
+        if try_write(gate, release, current.revision(), decided.record).await? {
+            succeeded(state, principal, action, target, decided.detail).await?;
+            return Ok(decided.receipt);
+        }
+    }
+    Err(moved_too_often(release))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Evidence
 
@@ -878,26 +932,29 @@ pub async fn record_approval(
         seen_revision: body.seen_revision,
     };
     let action = format!("gate.{}", body.decision.as_str());
-    for _ in 0..WRITE_ATTEMPTS {
-        let current =
-            load_in_scope(&state, &gate, release, &principal, Permission::GateApprove).await?;
-        let pack = state.pack();
-        let (class, model) = class_of(&pack, &current)?;
-        let (who, kind) = gate_principal(&pack, &principal);
-        let approval_id = format!("ap-{}", current.approvals.len() + 1);
-        let now = state.clock().now();
-        let approval = match gate::record_approval(
-            class,
-            model,
-            &current,
-            &who,
-            kind,
-            &request,
-            approval_id,
-            now,
-        ) {
-            Ok(a) => a,
-            Err(e) => {
+    let receipt = decide_and_write(
+        &state,
+        &gate,
+        release,
+        &principal,
+        Permission::GateApprove,
+        &action,
+        &target,
+        |current, pack, now| {
+            let (class, model) = class_of(pack, current)?;
+            let (who, kind) = gate_principal(pack, &principal);
+            let approval_id = format!("ap-{}", current.approvals.len() + 1);
+            let approval = gate::record_approval(
+                class,
+                model,
+                current,
+                &who,
+                kind,
+                &request,
+                approval_id,
+                now,
+            )
+            .map_err(|e| {
                 let status = match e {
                     gate::ApprovalError::StaleReview { .. }
                     | gate::ApprovalError::AlreadyDecided { .. }
@@ -906,31 +963,25 @@ pub async fn record_approval(
                     | gate::ApprovalError::EscalationOutstanding { .. } => StatusCode::CONFLICT,
                     _ => StatusCode::FORBIDDEN,
                 };
-                return Err(
-                    refuse(&state, &principal, &action, &target, e.to_string(), status).await,
-                );
-            }
-        };
-        let receipt = GateReceipt {
-            id: approval.id.clone(),
-            revision: current.revision(),
-        };
-        let detail = json!({ "approval": approval.id, "target": approval.target,
-                             "role": approval.role, "comment": approval.comment,
-                             "revision": approval.revision });
-        if try_write(
-            &gate,
-            release,
-            current.revision(),
-            GateRecord::Approval(approval),
-        )
-        .await?
-        {
-            succeeded(&state, &principal, &action, &target, detail).await?;
-            return Ok((StatusCode::CREATED, Json(receipt)));
-        }
-    }
-    Err(moved_too_often(release))
+                Refusal::Rule {
+                    reason: e.to_string(),
+                    status,
+                }
+            })?;
+            Ok(Decided {
+                receipt: GateReceipt {
+                    id: approval.id.clone(),
+                    revision: current.revision(),
+                },
+                detail: json!({ "approval": approval.id, "target": approval.target,
+                                "role": approval.role, "comment": approval.comment,
+                                "revision": approval.revision }),
+                record: GateRecord::Approval(approval),
+            })
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
 }
 
 /// Body of `POST /api/v1/releases/{id}/bypass`.
@@ -967,63 +1018,54 @@ pub async fn record_bypass(
     let holds = authz::allows(&state, &principal, Permission::GateBypass);
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
-    for _ in 0..WRITE_ATTEMPTS {
-        let current =
-            load_in_scope(&state, &gate, release, &principal, Permission::ReleaseRead).await?;
-        let pack = state.pack();
-        let now = state.clock().now();
-        let verdict = gate::evaluate_in_pack(&pack.pack, &current, now);
-        let (who, kind) = gate_principal(&pack, &principal);
-        let bypass_id = format!("by-{}", current.bypasses.len() + 1);
-        let bypass = match gate::record_bypass(
-            &current,
-            &who,
-            kind,
-            holds,
-            &body.reason,
-            &verdict,
-            bypass_id,
-            now,
-        ) {
-            Ok(b) => b,
-            Err(e) => {
+    let receipt = decide_and_write(
+        &state,
+        &gate,
+        release,
+        &principal,
+        Permission::ReleaseRead,
+        "gate.bypass",
+        &target,
+        |current, pack, now| {
+            let verdict = gate::evaluate_in_pack(&pack.pack, current, now);
+            let (who, kind) = gate_principal(pack, &principal);
+            let bypass_id = format!("by-{}", current.bypasses.len() + 1);
+            let bypass = gate::record_bypass(
+                current,
+                &who,
+                kind,
+                holds,
+                &body.reason,
+                &verdict,
+                bypass_id,
+                now,
+            )
+            .map_err(|e| {
                 let status = match e {
                     gate::BypassError::PermissionDenied { .. }
                     | gate::BypassError::NotAPerson { .. }
                     | gate::BypassError::Submitter { .. } => StatusCode::FORBIDDEN,
                     _ => StatusCode::CONFLICT,
                 };
-                return Err(refuse(
-                    &state,
-                    &principal,
-                    "gate.bypass",
-                    &target,
-                    e.to_string(),
+                Refusal::Rule {
+                    reason: e.to_string(),
                     status,
-                )
-                .await);
-            }
-        };
-        let receipt = GateReceipt {
-            id: bypass.id.clone(),
-            revision: current.revision(),
-        };
-        let detail = json!({ "bypass": bypass.id, "reason": bypass.reason,
-                             "overridden": bypass.overridden.as_str() });
-        if try_write(
-            &gate,
-            release,
-            current.revision(),
-            GateRecord::Bypass(bypass),
-        )
-        .await?
-        {
-            succeeded(&state, &principal, "gate.bypass", &target, detail).await?;
-            state.metrics().record_gate_bypass();
-            return Ok((StatusCode::CREATED, Json(receipt)));
-        }
-    }
-    Err(moved_too_often(release))
+                }
+            })?;
+            Ok(Decided {
+                receipt: GateReceipt {
+                    id: bypass.id.clone(),
+                    revision: current.revision(),
+                },
+                detail: json!({ "bypass": bypass.id, "reason": bypass.reason,
+                                "overridden": bypass.overridden.as_str() }),
+                record: GateRecord::Bypass(bypass),
+            })
+        },
+    )
+    .await?;
+    state.metrics().record_gate_bypass();
+    Ok((StatusCode::CREATED, Json(receipt)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1072,67 +1114,58 @@ pub async fn record_exception(
     authz::require(&state, &principal, Permission::GateRecord, &target).await?;
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
-    for _ in 0..WRITE_ATTEMPTS {
-        let current =
-            load_in_scope(&state, &gate, release, &principal, Permission::GateRecord).await?;
-        let pack = state.pack();
-        let (class, _) = class_of(&pack, &current)?;
-        let (who, kind) = gate_principal(&pack, &principal);
-        let now = state.clock().now();
-        let exception = Exception {
-            id: format!("ex-{}", current.exceptions.len() + 1),
-            scope: body.scope.clone(),
-            justification: body.justification.clone(),
-            compensating_controls: body.compensating_controls.clone(),
-            approver: Actor {
-                id: who.id.clone(),
-                display: who.display.clone(),
-                kind,
-            },
-            approver_role: body.approver_role.clone(),
-            approved_at: now,
-            expires_at: body.expires_at,
-            withdrawn_at: None,
-            revision: current.next_revision(),
-        };
-        let exception = match gate::record_exception(class, &current, &who, exception) {
-            Ok(x) => x,
-            Err(e) => {
-                let status = match e {
-                    gate::ExceptionError::MissingRole { .. } => StatusCode::FORBIDDEN,
-                    _ => StatusCode::CONFLICT,
-                };
-                return Err(refuse(
-                    &state,
-                    &principal,
-                    "gate.exception",
-                    &target,
-                    e.to_string(),
-                    status,
-                )
-                .await);
-            }
-        };
-        let receipt = GateReceipt {
-            id: exception.id.clone(),
-            revision: exception.revision,
-        };
-        let detail = json!({ "exception": exception.id, "scope": exception.scope,
-                             "expires_at": exception.expires_at,
-                             "compensating_controls": exception.compensating_controls });
-        if try_write(
-            &gate,
-            release,
-            current.revision(),
-            GateRecord::Exception(exception),
-        )
-        .await?
-        {
-            succeeded(&state, &principal, "gate.exception", &target, detail).await?;
-            return Ok((StatusCode::CREATED, Json(receipt)));
-        }
-    }
-    Err(moved_too_often(release))
+    let receipt = decide_and_write(
+        &state,
+        &gate,
+        release,
+        &principal,
+        Permission::GateRecord,
+        "gate.exception",
+        &target,
+        |current, pack, now| {
+            let (class, _) = class_of(pack, current)?;
+            let (who, kind) = gate_principal(pack, &principal);
+            let exception = Exception {
+                id: format!("ex-{}", current.exceptions.len() + 1),
+                scope: body.scope.clone(),
+                justification: body.justification.clone(),
+                compensating_controls: body.compensating_controls.clone(),
+                approver: Actor {
+                    id: who.id.clone(),
+                    display: who.display.clone(),
+                    kind,
+                },
+                approver_role: body.approver_role.clone(),
+                approved_at: now,
+                expires_at: body.expires_at,
+                withdrawn_at: None,
+                revision: current.next_revision(),
+            };
+            let exception =
+                gate::record_exception(class, current, &who, exception).map_err(|e| {
+                    let status = match e {
+                        gate::ExceptionError::MissingRole { .. } => StatusCode::FORBIDDEN,
+                        _ => StatusCode::CONFLICT,
+                    };
+                    Refusal::Rule {
+                        reason: e.to_string(),
+                        status,
+                    }
+                })?;
+            Ok(Decided {
+                receipt: GateReceipt {
+                    id: exception.id.clone(),
+                    revision: exception.revision,
+                },
+                detail: json!({ "exception": exception.id, "scope": exception.scope,
+                                "expires_at": exception.expires_at,
+                                "compensating_controls": exception.compensating_controls }),
+                record: GateRecord::Exception(exception),
+            })
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
 }
 
 /// Body of `POST /api/v1/releases/{id}/requirements/{requirement}`: where a security
@@ -1226,53 +1259,42 @@ pub async fn record_requirement(
     authz::require(&state, &principal, Permission::GateRecord, &target).await?;
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
-    for _ in 0..WRITE_ATTEMPTS {
-        let current =
-            load_in_scope(&state, &gate, release, &principal, Permission::GateRecord).await?;
-        let pack = state.pack();
-        let (class, _) = class_of(&pack, &current)?;
-        let (who, kind) = gate_principal(&pack, &principal);
-        let now = state.clock().now();
-        let record = match gate::record_requirement_status(
-            class,
-            &current,
-            &who,
-            kind,
-            &requirement,
-            body.clone().into_status(&who, kind, &current),
-            now,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(refuse(
-                    &state,
-                    &principal,
-                    "gate.requirement",
-                    &target,
-                    e.to_string(),
-                    StatusCode::CONFLICT,
-                )
-                .await);
-            }
-        };
-        let receipt = GateReceipt {
-            id: record.requirement.clone(),
-            revision: record.revision,
-        };
-        let detail = json!({ "requirement": record.requirement, "status": record.status });
-        if try_write(
-            &gate,
-            release,
-            current.revision(),
-            GateRecord::Requirement(record),
-        )
-        .await?
-        {
-            succeeded(&state, &principal, "gate.requirement", &target, detail).await?;
-            return Ok((StatusCode::CREATED, Json(receipt)));
-        }
-    }
-    Err(moved_too_often(release))
+    let receipt = decide_and_write(
+        &state,
+        &gate,
+        release,
+        &principal,
+        Permission::GateRecord,
+        "gate.requirement",
+        &target,
+        |current, pack, now| {
+            let (class, _) = class_of(pack, current)?;
+            let (who, kind) = gate_principal(pack, &principal);
+            let record = gate::record_requirement_status(
+                class,
+                current,
+                &who,
+                kind,
+                &requirement,
+                body.clone().into_status(&who, kind, current),
+                now,
+            )
+            .map_err(|e| Refusal::Rule {
+                reason: e.to_string(),
+                status: StatusCode::CONFLICT,
+            })?;
+            Ok(Decided {
+                receipt: GateReceipt {
+                    id: record.requirement.clone(),
+                    revision: record.revision,
+                },
+                detail: json!({ "requirement": record.requirement, "status": record.status }),
+                record: GateRecord::Requirement(record),
+            })
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
 }
 
 /// Body of `POST /api/v1/releases/{id}/risks`: a new risk, or a new version of risk `id`.
@@ -1319,43 +1341,47 @@ pub async fn record_risk(
     authz::require(&state, &principal, Permission::GateRecord, &target).await?;
     let gate = gate_of(&state)?;
     let release = parse_release_id(&id)?;
-    for _ in 0..WRITE_ATTEMPTS {
-        let current =
-            load_in_scope(&state, &gate, release, &principal, Permission::GateRecord).await?;
-        let pack = state.pack();
-        let (_, model) = class_of(&pack, &current)?;
-        let Some(model) = model else {
-            return Err(ApiError::Conflict(format!(
-                "release class `{}` has no risk model in the pack; risks cannot be scored",
-                current.release.release_class
-            )));
-        };
-        let risk = Risk {
-            id: body
-                .id
-                .clone()
-                .unwrap_or_else(|| format!("rk-{}", current.risks.len() + 1)),
-            title: body.title.clone(),
-            likelihood: body.likelihood,
-            impact: body.impact,
-            status: body.status,
-            owner: body.owner.clone(),
-            revision: 0,
-        };
-        let risk = match gate::record_risk(model, &current, risk) {
-            Ok(r) => r,
-            Err(e) => return Err(ApiError::invalid_field("risk", e.to_string())),
-        };
-        let receipt = GateReceipt {
-            id: risk.id.clone(),
-            revision: risk.revision,
-        };
-        let detail = json!({ "risk": risk.id, "likelihood": risk.likelihood,
-                             "impact": risk.impact, "status": risk.status.as_str() });
-        if try_write(&gate, release, current.revision(), GateRecord::Risk(risk)).await? {
-            succeeded(&state, &principal, "gate.risk", &target, detail).await?;
-            return Ok((StatusCode::CREATED, Json(receipt)));
-        }
-    }
-    Err(moved_too_often(release))
+    let receipt = decide_and_write(
+        &state,
+        &gate,
+        release,
+        &principal,
+        Permission::GateRecord,
+        "gate.risk",
+        &target,
+        |current, pack, _now| {
+            let (_, model) = class_of(pack, current)?;
+            let Some(model) = model else {
+                return Err(Refusal::Error(ApiError::Conflict(format!(
+                    "release class `{}` has no risk model in the pack; risks cannot be scored",
+                    current.release.release_class
+                ))));
+            };
+            let risk = Risk {
+                id: body
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| format!("rk-{}", current.risks.len() + 1)),
+                title: body.title.clone(),
+                likelihood: body.likelihood,
+                impact: body.impact,
+                status: body.status,
+                owner: body.owner.clone(),
+                revision: 0,
+            };
+            let risk = gate::record_risk(model, current, risk)
+                .map_err(|e| Refusal::Error(ApiError::invalid_field("risk", e.to_string())))?;
+            Ok(Decided {
+                receipt: GateReceipt {
+                    id: risk.id.clone(),
+                    revision: risk.revision,
+                },
+                detail: json!({ "risk": risk.id, "likelihood": risk.likelihood,
+                                "impact": risk.impact, "status": risk.status.as_str() }),
+                record: GateRecord::Risk(risk),
+            })
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
 }
