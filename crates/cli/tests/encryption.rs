@@ -12,29 +12,12 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, bin, fixture, run};
+use common::{Server, bin, fixture, run, token_for};
 use serde_json::Value;
 
 /// Larger than the old 1 MiB body limit, smaller than the big file below.
 const MAX_EVIDENCE_BYTES: &str = "3000000";
 const MARKER: &str = "PLAINTEXT-MARKER-7f3a";
-
-fn token_for(data_dir: &Path, principal: &str) -> String {
-    let out = run(&[
-        "admin",
-        "bootstrap",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--principal",
-        principal,
-        "--force",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.code(), 0, "bootstrap failed: {out:?}");
-    let value: Value = serde_json::from_str(&out.stdout).unwrap();
-    value["token"].as_str().unwrap().to_owned()
-}
 
 /// A valid SARIF 2.1.0 log of about `bytes` bytes, every message carrying [`MARKER`].
 fn big_sarif(bytes: usize) -> Vec<u8> {

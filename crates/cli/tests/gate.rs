@@ -10,31 +10,11 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Server, bin, fixture, run};
+use common::{Server, bin, fixture, token_for};
 use serde_json::Value;
 
 /// Smaller than the oversize file the test uploads, larger than the fixtures.
 const MAX_EVIDENCE_BYTES: &str = "4096";
-
-/// An admin API token for `principal` (the gate takes its roles from the pack's `Person`).
-fn token_for(data_dir: &Path, principal: &str) -> String {
-    let out = run(&[
-        "admin",
-        "bootstrap",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--principal",
-        principal,
-        "--force",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.code(), 0, "bootstrap failed: {out:?}");
-    let value: Value = serde_json::from_str(&out.stdout).unwrap();
-    value["token"].as_str().unwrap().to_owned()
-}
 
 struct Client<'a> {
     server: &'a Server,

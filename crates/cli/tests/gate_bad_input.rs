@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Server, bin, fixture, run};
+use common::{Server, bin, fixture, token_for};
 use serde_json::Value;
 
 const ARTIFACT: &str = "sha256:44d1c14c89ea332a634c011849f710c9b61751be1c3f95d6b1a38cd90ed25031";
@@ -21,23 +21,6 @@ fn attestation(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../core/tests/fixtures/gate/attestations")
         .join(name)
-}
-
-fn token_for(data_dir: &Path, principal: &str) -> String {
-    let out = run(&[
-        "admin",
-        "bootstrap",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--principal",
-        principal,
-        "--force",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.code(), 0, "bootstrap failed: {out:?}");
-    let value: Value = serde_json::from_str(&out.stdout).unwrap();
-    value["token"].as_str().unwrap().to_owned()
 }
 
 /// The e2e gate pack plus class `attested`, which requires an attestation and trusts the

@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, run};
+use common::{Server, token_for};
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
@@ -37,23 +37,6 @@ fn tour_block() -> String {
         .map(|(code, _)| code)
         .expect("the gate tour is a ```sh block");
     code.to_owned()
-}
-
-fn token_for(data_dir: &Path, principal: &str) -> String {
-    let out = run(&[
-        "admin",
-        "bootstrap",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--principal",
-        principal,
-        "--force",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.code(), 0, "bootstrap failed: {out:?}");
-    let value: Value = serde_json::from_str(&out.stdout).unwrap();
-    value["token"].as_str().unwrap().to_owned()
 }
 
 #[test]

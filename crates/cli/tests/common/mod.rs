@@ -80,6 +80,25 @@ pub fn bootstrap_token(data_dir: &Path) -> String {
     value["token"].as_str().unwrap().to_owned()
 }
 
+/// An admin token for `principal` (`admin bootstrap --principal P --force`): the gate then
+/// takes the caller's gate roles from the pack's `Person` of that id.
+pub fn token_for(data_dir: &Path, principal: &str) -> String {
+    let out = run(&[
+        "admin",
+        "bootstrap",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--principal",
+        principal,
+        "--force",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code(), 0, "bootstrap failed: {out:?}");
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    value["token"].as_str().unwrap().to_owned()
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
