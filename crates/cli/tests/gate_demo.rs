@@ -4,30 +4,14 @@
 
 mod common;
 
-use common::{Server, bin, fixture, http};
+use common::{bin, fixture, http, start_demo};
 use serde_json::Value;
 
 #[test]
 fn the_demo_serves_the_release_gate() {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("demo");
-    let server = Server::start(&[
-        "demo",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let banner: Value = serde_json::from_str(
-        server
-            .stdout_lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.starts_with('{'))
-            .unwrap(),
-    )
-    .unwrap();
+    let (server, banner) = start_demo(&data);
     let admin = banner["token"].as_str().unwrap();
     let alice = banner["people"]["alice"].as_str().unwrap();
     assert!(banner["people"]["bob"].is_string() && banner["people"]["carol"].is_string());

@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, bootstrap_token, eventually, fixture, http, init_pack, run};
+use common::{Server, bootstrap_token, eventually, fixture, http, init_pack, run, start_demo};
 use serde_json::{Value, json};
 
 const DIGEST: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
@@ -734,23 +734,7 @@ fn admin_bootstrap_is_refused_while_an_admin_token_exists() {
 fn demo_serves_seeded_records_with_a_working_admin_token() {
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("demo");
-    let server = Server::start(&[
-        "demo",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    let banner: Value = serde_json::from_str(
-        server
-            .stdout_lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.starts_with('{'))
-            .unwrap(),
-    )
-    .unwrap();
+    let (server, banner) = start_demo(&data);
     let token = banner["token"].as_str().unwrap();
     assert_eq!(banner["url"], server.url.as_str());
 

@@ -248,6 +248,29 @@ fn find_url(line: &str) -> Option<String> {
     Some(rest[..end].trim_end_matches('/').to_owned())
 }
 
+/// `gatehouse demo --format json` on `data`, and the JSON banner it prints (url, admin
+/// token, the pack people's tokens).
+pub fn start_demo(data: &Path) -> (Server, serde_json::Value) {
+    let server = Server::start(&[
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let banner = serde_json::from_str(
+        server
+            .stdout_lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.starts_with('{'))
+            .unwrap(),
+    )
+    .unwrap();
+    (server, banner)
+}
+
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
