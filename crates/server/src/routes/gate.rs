@@ -890,46 +890,13 @@ pub struct GateReceipt {
     pub revision: u64,
 }
 
-/// The OpenAPI responses every gate write (approval, bypass, exception, requirement status,
-/// risk) documents; only described, never built.
-#[allow(dead_code)]
-#[derive(utoipa::IntoResponses)]
-enum GateWriteResponses {
-    #[response(status = 201, description = "Recorded")]
-    Recorded(GateReceipt),
-    #[response(
-        status = 400,
-        description = "Invalid request; `field` and `problems` name what to fix"
-    )]
-    BadRequest(crate::error::ErrorBody),
-    #[response(status = 401, description = "No valid credential")]
-    Unauthorized(crate::error::ErrorBody),
-    #[response(
-        status = 403,
-        description = "Missing permission, or a gate rule refuses the caller (audited)"
-    )]
-    Forbidden(crate::error::ErrorBody),
-    #[response(status = 404, description = "No such release")]
-    NotFound(crate::error::ErrorBody),
-    #[response(
-        status = 409,
-        description = "The gate refuses the change on the current state, or the release kept changing (audited)"
-    )]
-    Conflict(crate::error::ErrorBody),
-    #[response(
-        status = 503,
-        description = "The release gate is not enabled on this server"
-    )]
-    Unavailable(crate::error::ErrorBody),
-}
-
 /// Approve or reject a step of the class's approver path (or accept a risk escalation) for
 /// the revision the approver reviewed. The submitter and pipelines are refused.
 #[utoipa::path(post, path = "/api/v1/releases/{id}/approvals", tag = "gate",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Release id (UUID)")),
     request_body = ApprovalBody,
-    responses(GateWriteResponses))]
+    responses(crate::routes::gate_schema::GateWriteResponses))]
 pub async fn record_approval(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -1021,7 +988,7 @@ pub struct BypassBody {
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Release id (UUID)")),
     request_body = BypassBody,
-    responses(GateWriteResponses))]
+    responses(crate::routes::gate_schema::GateWriteResponses))]
 pub async fn record_bypass(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -1112,7 +1079,7 @@ pub struct ExceptionBody {
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Release id (UUID)")),
     request_body = ExceptionBody,
-    responses(GateWriteResponses))]
+    responses(crate::routes::gate_schema::GateWriteResponses))]
 pub async fn record_exception(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -1249,7 +1216,7 @@ fn evidence_id_of(current: &ReleaseGateState, reference: String) -> String {
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Release id (UUID)"), ("requirement" = String, Path, description = "Security requirement id of the class")),
     request_body = RequirementBody,
-    responses(GateWriteResponses))]
+    responses(crate::routes::gate_schema::GateWriteResponses))]
 pub async fn record_requirement(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -1323,7 +1290,7 @@ fn open_status() -> RiskStatus {
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Release id (UUID)")),
     request_body = RiskBody,
-    responses(GateWriteResponses))]
+    responses(crate::routes::gate_schema::GateWriteResponses))]
 pub async fn record_risk(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,

@@ -181,3 +181,35 @@ pub struct EvidenceReceiptSchema {
         (status = 503, description = "The release gate or evidence storage is not enabled", body = crate::error::ErrorBody),
     ))]
 pub fn attach_evidence_operation() {}
+
+/// The OpenAPI responses every gate write (approval, bypass, exception, requirement status,
+/// risk) documents; only described, never built.
+#[derive(utoipa::IntoResponses)]
+pub enum GateWriteResponses {
+    #[response(status = 201, description = "Recorded")]
+    Recorded(crate::routes::gate::GateReceipt),
+    #[response(
+        status = 400,
+        description = "Invalid request; `field` and `problems` name what to fix"
+    )]
+    BadRequest(crate::error::ErrorBody),
+    #[response(status = 401, description = "No valid credential")]
+    Unauthorized(crate::error::ErrorBody),
+    #[response(
+        status = 403,
+        description = "Missing permission, or a gate rule refuses the caller (audited)"
+    )]
+    Forbidden(crate::error::ErrorBody),
+    #[response(status = 404, description = "No such release")]
+    NotFound(crate::error::ErrorBody),
+    #[response(
+        status = 409,
+        description = "The gate refuses the change on the current state, or the release kept changing (audited)"
+    )]
+    Conflict(crate::error::ErrorBody),
+    #[response(
+        status = 503,
+        description = "The release gate is not enabled on this server"
+    )]
+    Unavailable(crate::error::ErrorBody),
+}
